@@ -1,0 +1,57 @@
+"""The `trainguard` command. Each verb lives in its face's `command` module, which adds its
+sub-parser and sets `handler`; this module only wires them together and maps errors to exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+from typing import Sequence
+
+from trainguard import __version__
+
+# Each module defines `add_parser(subparsers)`; the parser it adds sets `handler(args) -> int`.
+VERB_MODULES = (
+    "trainguard.runtime.command",
+    "trainguard.rules_command",
+    "trainguard.demo.command",
+)
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the user's input: printed as one sentence, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's default prints usage and exits 2 too
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"trainguard: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trainguard", description="Catches the silent failures of PyTorch training.")
+    parser.add_argument("--version", action="version", version=f"trainguard {__version__}")
+    subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+    for name in VERB_MODULES:
+        import_module(name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args))
+    except UsageError as error:
+        sys.stderr.write(f"trainguard {args.verb}: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""`trainguard rules [RULE]`: list the catalogue, or explain one rule."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.markdown import Markdown
+from rich.table import Table
+
+from trainguard.catalogue import RULES, UnknownRuleError, get_rule
+from trainguard.console import make_console
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("rules", help="list the rule catalogue or explain one rule")
+    parser.add_argument("rule", nargs="?", help="a rule code (TG101) or slug (stale-gradients)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(handler=run_rules)
+
+
+def run_rules(args: argparse.Namespace) -> int:
+    from trainguard.cli import UsageError
+
+    console = make_console(sys.stdout)
+    if args.rule is None:
+        if args.format == "json":
+            rows = [{"code": r.code, "slug": r.slug, "severity": r.severity.value, "where": r.where, "summary": r.summary} for r in RULES]
+            print(json.dumps(rows, indent=2))
+            return 0
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("code", "slug", "severity", "where", "detects"):
+            table.add_column(column)
+        for rule in RULES:
+            table.add_row(rule.code, rule.slug, rule.severity.value, rule.where, rule.summary)
+        console.print(table)
+        console.print("\n`trainguard rules SLUG` explains one rule.")
+        return 0
+    try:
+        rule = get_rule(args.rule)
+    except UnknownRuleError as error:
+        raise UsageError(str(error)) from None
+    if args.format == "json":
+        print(json.dumps({"code": rule.code, "slug": rule.slug, "severity": rule.severity.value, "where": rule.where, "summary": rule.summary, "docs": rule.docs()}, indent=2))
+    else:
+        console.print(Markdown(rule.docs()))
+    return 0

@@ -1,0 +1,1 @@
+"""The runtime guard: observes a training process through PyTorch's hooks and reports findings."""

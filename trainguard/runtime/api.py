@@ -1,0 +1,93 @@
+"""`watch()` / `unwatch()`: the in-code face of the runtime guard.
+
+This module imports no torch at import time, so that `import trainguard` stays cheap for the
+static checks and the CLI.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Iterable
+
+from trainguard.findings import Finding
+
+if TYPE_CHECKING:
+    from trainguard.runtime.session import GuardSession
+
+
+class GuardStop(BaseException):
+    """Raised into the user's run by `strict=True` at the first error finding.
+
+    A BaseException (like KeyboardInterrupt) so that a user's `except Exception:` does not
+    swallow it.
+    """
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(f"{finding.code} {finding.rule}: {finding.message}")
+        self.finding = finding
+
+
+_active: GuardSession | None = None
+
+
+class Watch:
+    """Handle returned by `watch()`; a context manager that uninstalls the guard on exit."""
+
+    def __init__(self, session: GuardSession, owner: bool) -> None:
+        self.session = session
+        self._owner = owner
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.session.findings()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._owner:
+            unwatch()
+
+
+def watch(
+    *,
+    select: str | Iterable[str] | None = None,
+    ignore: str | Iterable[str] | None = None,
+    strict: bool = False,
+    echo: bool = True,
+) -> Watch:
+    """Install the runtime guard in this process and return its handle.
+
+    `select`/`ignore` take rule codes, slugs or code prefixes. `strict=True` raises `GuardStop`
+    at the first error finding. `echo` prints each new finding to stderr as it is made. If a
+    guard is already installed (e.g. under `trainguard run`), the existing one is returned and
+    leaving the `with` block does not uninstall it.
+    """
+    global _active
+    if _active is not None:
+        return Watch(_active, owner=False)
+    from trainguard.runtime.session import GuardSession, GuardConfig
+
+    session = GuardSession(GuardConfig.build(select=select, ignore=ignore, strict=strict, echo=echo))
+    session.install()
+    _active = session
+    return Watch(session, owner=True)
+
+
+def unwatch() -> list[Finding]:
+    """Uninstall the guard (undoing every hook and patch) and return its findings."""
+    global _active
+    session, _active = _active, None
+    if session is None:
+        return []
+    session.uninstall()
+    return session.findings()
+
+
+def findings() -> list[Finding]:
+    """The findings of the installed guard so far (empty when none is installed)."""
+    return _active.findings() if _active is not None else []
+
+
+def active_session() -> GuardSession | None:
+    return _active

@@ -1,0 +1,63 @@
+"""Where in the user's code an observed call came from: the first frame outside the libraries."""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass
+from importlib.util import find_spec
+
+
+@dataclass(frozen=True)
+class Location:
+    path: str | None
+    line: int | None
+
+
+UNKNOWN = Location(None, None)
+
+
+def _package_dir(name: str) -> str | None:
+    try:
+        spec = find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.join(list(spec.submodule_search_locations)[0], "")
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    # Frames in these packages are never "the user's code": PyTorch itself, trainguard, and the
+    # trainers that call a user's model for them (findings should point past them, at user code).
+    names = ("torch", "trainguard", "lightning", "pytorch_lightning", "transformers", "accelerate")
+    return tuple(prefix for prefix in map(_package_dir, names) if prefix)
+
+
+_LIBRARIES = _library_prefixes()
+_STDLIB = os.path.join(sysconfig.get_paths()["stdlib"], "")
+_CWD = os.path.join(os.getcwd(), "")
+
+
+def display_path(filename: str) -> str:
+    """Relative to the working directory when inside it, else absolute."""
+    return filename[len(_CWD):] if filename.startswith(_CWD) else filename
+
+
+def user_location(skip: int = 1) -> Location:
+    """The innermost frame (from the caller outward) whose file is user code."""
+    frame = sys._getframe(skip)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not _is_library(filename):
+            return Location(display_path(filename), frame.f_lineno)
+        frame = frame.f_back
+    return UNKNOWN
+
+
+def _is_library(filename: str) -> bool:
+    if filename.startswith(_LIBRARIES) or filename.startswith("<frozen"):
+        return True
+    # runpy, contextlib, functools...; but not a user's package installed under site-packages.
+    return filename.startswith(_STDLIB) and "-packages" not in filename

@@ -1,0 +1,63 @@
+"""Runtime detectors: one module per rule, each a `Detector` subclass subscribing to events.
+
+Adding a rule means adding a module here (and its tests); `load_detectors` finds it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from trainguard.catalogue import get_rule
+from trainguard.findings import Finding, Severity
+from trainguard.runtime.callsite import Location
+
+if TYPE_CHECKING:
+    from trainguard.runtime.session import GuardSession
+
+
+class Detector:
+    """Base of the runtime rules: knows its catalogue entry and how to report a finding.
+
+    Subclasses set `code` and `fix`, and define `on_<event>` methods (see runtime.events).
+    """
+
+    code: ClassVar[str]
+    fix: ClassVar[str]
+
+    def __init__(self, session: GuardSession) -> None:
+        self.session = session
+        self.rule = get_rule(self.code)
+
+    def report(
+        self,
+        message: str,
+        location: Location,
+        *,
+        evidence: dict[str, Any] | None = None,
+        step: int | None = None,
+        severity: Severity | None = None,
+        fix: str | None = None,
+    ) -> Finding:
+        return self.session.report(
+            self.code,
+            self.rule.slug,
+            severity or self.rule.severity,
+            message,
+            location,
+            fix or self.fix,
+            evidence,
+            step,
+        )
+
+
+def load_detectors() -> list[type[Detector]]:
+    """Every Detector subclass defined in this package's modules."""
+    found: list[type[Detector]] = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Detector) and "code" in vars(value) and value.__module__ == module.__name__:
+                found.append(value)
+    return sorted(found, key=lambda cls: cls.code)

@@ -1,0 +1,57 @@
+"""TG106 params-without-grad: parameters an optimizer holds that never receive a gradient."""
+
+from __future__ import annotations
+
+import weakref
+
+from trainguard.runtime.detectors import Detector
+from trainguard.runtime.events import StepStart
+
+JUDGED_AT_STEP = 2  # a parameter without a gradient at each of the first 3 steps
+
+
+class ParamsWithoutGrad(Detector):
+    code = "TG106"
+    fix = (
+        "remove the parameters from the optimizer (or the layer from the model) if it is unused, "
+        "or make sure the forward pass uses it (a branch never taken, a .detach(), a layer never called)"
+    )
+
+    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(session)
+        self._candidates: dict[int, dict[int, weakref.ref]] = {}
+
+    def on_step_start(self, event: StepStart) -> None:
+        if event.index > JUDGED_AT_STEP:
+            return
+        key = id(event.state)
+        if event.index == 0:
+            self._candidates[key] = {
+                id(p): weakref.ref(p)
+                for group in event.optimizer.param_groups
+                for p in group["params"]
+                if p.requires_grad and p.grad is None
+            }
+            return
+        candidates = self._candidates.get(key, {})
+        for pid, ref in list(candidates.items()):
+            param = ref()
+            if param is None or param.grad is not None:
+                del candidates[pid]
+        if event.index == JUDGED_AT_STEP and candidates:
+            names = self._names(set(candidates))
+            self.report(
+                f"{len(candidates)} parameter tensor(s) in the optimizer received no gradient in "
+                f"the first {JUDGED_AT_STEP + 1} steps: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}",
+                event.location,
+                evidence={"parameters": names[:20]},
+                step=event.index,
+            )
+
+    def _names(self, ids: set[int]) -> list[str]:
+        names = {}
+        for root in list(self.session.roots.values()):
+            for name, param in root.named_parameters():
+                if id(param) in ids:
+                    names.setdefault(id(param), f"{root.name}.{name}")
+        return [names.get(pid, "<unnamed>") for pid in ids]

@@ -1,0 +1,31 @@
+"""TG111 retain-graph-in-loop: every backward of consecutive steps keeps its graph."""
+
+from __future__ import annotations
+
+from trainguard.runtime.detectors import Detector
+from trainguard.runtime.events import StepStart
+
+
+class RetainGraphInLoop(Detector):
+    code = "TG111"
+    fix = (
+        "drop retain_graph=True; if a graph must be reused within a step, keep retain_graph only on "
+        "all but the last backward, and detach tensors (e.g. hidden states) carried across steps"
+    )
+
+    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(session)
+        self._previous_retained = False
+
+    def on_step_start(self, event: StepStart) -> None:
+        backwards = self.session.window.backwards
+        retained = bool(backwards) and all(call.retain_graph for call in backwards)
+        if retained and self._previous_retained:
+            self.report(
+                "backward(retain_graph=True) ran for every backward of consecutive steps: each "
+                "step's graph and saved activations stay in memory as long as anything refers to them",
+                backwards[-1].location,
+                evidence={"backward_calls": len(backwards)},
+                step=event.index,
+            )
+        self._previous_retained = retained

@@ -1,0 +1,106 @@
+"""TG201 eval-mode-missing, TG202 train-mode-missing, TG203 no-grad-missing.
+
+All three judge root forward calls: by their mode (train/eval), whether grad was enabled, and
+whether a backward ever reached the graph they built. A graph is judged unused at the next step of
+an optimizer that owns the model's parameters, or at the end of the run.
+"""
+
+from __future__ import annotations
+
+from trainguard.runtime.detectors import Detector
+from trainguard.runtime.events import ForwardCall, StepStart
+
+_MAX_PENDING = 512
+
+
+class _ForwardJudge(Detector):
+    """Collects graph-building forwards and judges each once it must have been backpropagated."""
+
+    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(session)
+        self._pending: list[tuple[ForwardCall, list[str]]] = []
+
+    def on_forward(self, event: ForwardCall) -> None:
+        if event.reach is not None and len(self._pending) < _MAX_PENDING:
+            self._pending.append((event, event.root.active_mode_dependent() if event.training else []))
+
+    def on_step_start(self, event: StepStart) -> None:
+        owned = event.state.param_ids
+        keep = []
+        for call, layers in self._pending:
+            if call.reach.reached:  # type: ignore[union-attr]
+                continue
+            if call.root.param_ids.isdisjoint(owned):
+                keep.append((call, layers))
+            else:
+                self.unused(call, layers)
+        self._pending = keep
+
+    def on_finish(self, event: None) -> None:
+        for call, layers in self._pending:
+            if not call.reach.reached:  # type: ignore[union-attr]
+                self.unused(call, layers)
+        self._pending = []
+
+    def unused(self, call: ForwardCall, layers: list[str]) -> None:
+        """A forward that built a graph no backward reached."""
+
+
+class EvalModeMissing(_ForwardJudge):
+    code = "TG201"
+    fix = "call model.eval() before evaluation (and model.train() before training resumes)"
+
+    def on_forward(self, event: ForwardCall) -> None:
+        if event.training and not event.grad_enabled:
+            layers = event.root.active_mode_dependent()
+            if layers:
+                self._report(event, layers)
+            return
+        super().on_forward(event)
+
+    def unused(self, call: ForwardCall, layers: list[str]) -> None:
+        if layers:
+            self._report(call, layers)
+
+    def _report(self, call: ForwardCall, layers: list[str]) -> None:
+        self.report(
+            f"{call.root.name} ran an evaluation forward in train mode: {len(layers)} Dropout/BatchNorm "
+            f"layer(s) still behave as in training ({', '.join(layers[:4])}), so predictions are "
+            f"noisy and BatchNorm running statistics are updated by evaluation data",
+            call.location,
+            evidence={"layers_in_train_mode": layers[:10], "grad_enabled": call.grad_enabled},
+            step=call.step,
+        )
+
+
+class NoGradMissing(_ForwardJudge):
+    code = "TG203"
+    fix = "wrap evaluation and inference in `with torch.no_grad():` (or torch.inference_mode())"
+
+    def unused(self, call: ForwardCall, layers: list[str]) -> None:
+        self.report(
+            f"{call.root.name} ran a forward with gradients enabled whose graph no backward() "
+            f"reached: the graph and its saved activations were built for nothing (memory and time)",
+            call.location,
+            evidence={"model": call.root.name, "training_mode": call.training},
+            step=call.step,
+        )
+
+
+class TrainModeMissing(Detector):
+    code = "TG202"
+    fix = "call model.train() before the training loop (and again after each evaluation)"
+
+    def on_step_start(self, event: StepStart) -> None:
+        for call in self.session.window.forwards:
+            trained = call.reach is not None and call.reach.reached
+            if trained and not call.training and call.root.mode_dependent:
+                layers = call.root.mode_dependent_names()
+                self.report(
+                    f"{call.root.name} was trained in eval mode: {len(layers)} Dropout/BatchNorm "
+                    f"layer(s) ({', '.join(layers[:4])}) run as in inference, so dropout is off and "
+                    f"BatchNorm uses frozen running statistics",
+                    call.location,
+                    evidence={"layers": layers[:10]},
+                    step=event.index,
+                )

@@ -1,0 +1,154 @@
+"""The few events the probes turn PyTorch's hooks into; detectors subscribe to them by name.
+
+A detector subscribes by defining a method `on_<event name>` (e.g. `on_step_start`). Events are
+facts about the run, never verdicts: deciding is the detectors' work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from trainguard.runtime.callsite import Location
+
+if TYPE_CHECKING:
+    import torch
+    from torch.optim import Optimizer
+
+    from trainguard.runtime.probes.modules import RootModule
+    from trainguard.runtime.probes.optimizers import OptimizerState
+
+
+class ReachFlag:
+    """Set when a backward pass reaches a forward output's graph (a grad_fn pre-hook fires)."""
+
+    __slots__ = ("reached",)
+
+    def __init__(self) -> None:
+        self.reached = False
+
+    def __call__(self, grad_outputs: Any) -> None:
+        self.reached = True
+
+
+@dataclass(slots=True)
+class ForwardCall:
+    """A call of a root module (a model, not one of its layers)."""
+
+    root: RootModule
+    training: bool
+    grad_enabled: bool
+    fp16_autocast: bool
+    step: int
+    location: Location
+    # None when the output carries no graph (no_grad, inference_mode, frozen model). Events
+    # hold no output tensors: the guard must not keep a user's graph alive.
+    reach: ReachFlag | None
+
+
+@dataclass(slots=True)
+class HiddenModuleCall:
+    """A module with trainable parameters called inside a root's forward but not registered in it."""
+
+    root: RootModule
+    module: torch.nn.Module
+    location: Location
+
+
+@dataclass(slots=True)
+class LossCall:
+    """A call of a loss function (functional or module), after it returned."""
+
+    name: str
+    input: torch.Tensor
+    target: Any
+    output: torch.Tensor
+    reduction: str
+    location: Location
+
+
+@dataclass(slots=True)
+class BackwardCall:
+    """`tensor.backward()` / `torch.autograd.backward()`."""
+
+    retain_graph: bool
+    # When the tensor is the raw output of a loss function (seen through GradScaler.scale), that
+    # loss's name and reduction; None when it was computed from a loss (e.g. loss / N).
+    raw_loss: tuple[str, str] | None
+    via_scaler: bool
+    location: Location
+
+
+@dataclass(slots=True)
+class GradAccumulated:
+    """The first gradient accumulated into an optimizer's sample parameter after a step."""
+
+    state: OptimizerState
+    # False when `.grad` was not cleared since the previous step (same tensor, untouched).
+    cleared: bool
+
+
+@dataclass(slots=True)
+class StepStart:
+    """`optimizer.step()` is about to run; `index` is its 0-based step number."""
+
+    optimizer: Optimizer
+    state: OptimizerState
+    index: int
+    location: Location
+
+
+@dataclass(slots=True)
+class StepEnd:
+    optimizer: Optimizer
+    state: OptimizerState
+    index: int
+
+
+@dataclass(slots=True)
+class ClipCall:
+    """clip_grad_norm_ / clip_grad_value_, after it ran."""
+
+    function: str
+    total_norm: torch.Tensor | None
+    # True when the gradients were GradScaler-scaled: a backward went through an enabled
+    # scaler's `scale()` and `unscale_()` was not called before the clip.
+    grads_scaled: bool
+    location: Location
+
+
+@dataclass(slots=True)
+class SchedulerStep:
+    scheduler: Any
+    optimizer_stepped: bool
+    location: Location
+
+
+@dataclass(slots=True)
+class TorchLoad:
+    weights_only: bool | None
+    location: Location
+
+
+@dataclass(slots=True)
+class LoaderBatch:
+    """A batch drawn from a DataLoader; `location` is where the loader was iterated."""
+
+    loader: torch.utils.data.DataLoader
+    location: Location
+
+
+EVENT_NAMES = (
+    "forward",
+    "hidden_module",
+    "loss",
+    "backward",
+    "grad_accumulated",
+    "step_start",
+    "step_end",
+    "clip",
+    "scheduler_step",
+    "torch_load",
+    "loader_batch",
+    "finish",
+)

@@ -1,0 +1,46 @@
+"""Probes: each turns one corner of PyTorch (modules, optimizers, functions, data) into events.
+
+A probe uses PyTorch's public hooks where they exist and patches a function only where none does
+(loss functions, backward, clipping, `torch.load`, GradScaler, schedulers, DataLoader iteration);
+`uninstall()` removes every hook and restores every patch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+if TYPE_CHECKING:
+    from trainguard.runtime.session import GuardSession
+
+
+class Probe(Protocol):
+    def install(self) -> None: ...
+
+    def uninstall(self) -> None: ...
+
+
+class Patches:
+    """Replaces attributes and remembers the originals, so that every patch can be undone."""
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def replace(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+        """Set `owner.name = make(original)`; `make` builds the wrapper around the original."""
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        self._saved.append((owner, name, original))
+        setattr(owner, name, make(getattr(owner, name)))
+
+    def undo(self) -> None:
+        while self._saved:
+            owner, name, original = self._saved.pop()
+            setattr(owner, name, original)
+
+
+def make_probes(session: GuardSession) -> list[Probe]:
+    from trainguard.runtime.probes.data import DataProbe
+    from trainguard.runtime.probes.functions import FunctionProbe
+    from trainguard.runtime.probes.modules import ModuleProbe
+    from trainguard.runtime.probes.optimizers import OptimizerProbe
+
+    return [OptimizerProbe(session), ModuleProbe(session), FunctionProbe(session), DataProbe(session)]

@@ -1,0 +1,203 @@
+"""Module probe: finds the root modules (the models) and reports their forward calls.
+
+Global module hooks are installed only in detailed windows (they put every module call on
+PyTorch's slow path); there they discover roots and spot trainable modules that run inside a
+root's forward without being registered in it. Each root gets its own pre/post forward hooks,
+always on, which report one `ForwardCall` per outermost root call.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.dropout import _DropoutNd
+from torch.utils.hooks import RemovableHandle
+
+from trainguard.runtime.callsite import user_location
+from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ReachFlag
+
+if TYPE_CHECKING:
+    from trainguard.runtime.session import GuardSession
+
+_MAX_OUTPUTS = 8
+
+
+class RootModule:
+    """What the guard knows about one model: its layers that behave differently in train/eval
+    mode, its registered modules, and its parameters."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self._module = weakref.ref(module)
+        self.name = type(module).__name__
+        self.refresh()
+
+    @property
+    def module(self) -> nn.Module | None:
+        return self._module()
+
+    def refresh(self) -> None:
+        module = self._module()
+        if module is None:
+            return
+        self.registered = {id(m) for m in module.modules()}
+        self.mode_dependent = [
+            (name, m)
+            for name, m in module.named_modules()
+            if (isinstance(m, _DropoutNd) and m.p > 0) or isinstance(m, _BatchNorm)
+        ]
+        self.param_ids = {id(p) for p in module.parameters()}
+
+    def active_mode_dependent(self) -> list[str]:
+        """Dropout/BatchNorm layers currently in train mode."""
+        return [_describe(self.name, name, m) for name, m in self.mode_dependent if m.training]
+
+    def batchnorms_training(self) -> list[str]:
+        return [_describe(self.name, name, m) for name, m in self.mode_dependent if isinstance(m, _BatchNorm) and m.training]
+
+    def mode_dependent_names(self) -> list[str]:
+        return [_describe(self.name, name, m) for name, m in self.mode_dependent]
+
+    def named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        module = self._module()
+        return [] if module is None else list(module.named_parameters())
+
+
+def _describe(root_name: str, name: str, module: nn.Module) -> str:
+    return f"{name or root_name} ({type(module).__name__})"
+
+
+def _tensors(output: Any) -> list[torch.Tensor]:
+    """The tensors of a forward output that carry a graph (tuple, list, dict, dataclass-like)."""
+    if isinstance(output, torch.Tensor):
+        return [output] if output.grad_fn is not None else []
+    if isinstance(output, dict):
+        items = list(output.values())
+    elif isinstance(output, (list, tuple)):
+        items = list(output)
+    else:
+        return []
+    return [t for t in items[:_MAX_OUTPUTS] if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+
+
+def fp16_autocast_enabled() -> bool:
+    for device in ("cuda", "cpu"):
+        if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16:
+            return True
+    return False
+
+
+class ModuleProbe:
+    def __init__(self, session: GuardSession) -> None:
+        self.session = session
+        self.roots: dict[int, RootModule] = session.roots
+        self._root_handles: list[RemovableHandle] = []
+        self._global_handles: list[RemovableHandle] = []
+        self._stack: list[nn.Module] = []
+        self._root_depth = 0
+        self._hidden_seen: set[int] = set()
+        self._generation_step = -1
+
+    # -- install -------------------------------------------------------------------------
+    def install(self) -> None:
+        self._set_global_hooks(True)
+
+    def uninstall(self) -> None:
+        self._set_global_hooks(False)
+        for handle in self._root_handles:
+            handle.remove()
+        self._root_handles.clear()
+
+    def _set_global_hooks(self, on: bool) -> None:
+        if on and not self._global_handles:
+            register = nn.modules.module
+            self._global_handles = [
+                register.register_module_forward_pre_hook(self._global_pre),
+                register.register_module_forward_hook(self._global_post, always_call=True),
+            ]
+        elif not on and self._global_handles:
+            for handle in self._global_handles:
+                handle.remove()
+            self._global_handles.clear()
+            self._stack.clear()
+
+    def _add_root(self, module: nn.Module) -> RootModule:
+        root = RootModule(module)
+        self.roots[id(module)] = root
+        weakref.finalize(module, self.roots.pop, id(module), None)
+        self._root_handles.append(module.register_forward_pre_hook(self._root_pre))
+        self._root_handles.append(module.register_forward_hook(self._root_post, always_call=True))
+        return root
+
+    # -- global hooks (detailed windows) -------------------------------------------------
+    def _global_pre(self, module: nn.Module, args: Any) -> None:
+        try:
+            if not self._stack:
+                if id(module) not in self.roots and next(module.parameters(), None) is not None:
+                    self._add_root(module)
+                    self._root_depth += 1  # its own pre-hook was registered too late for this call
+            else:
+                root = self.roots.get(id(self._stack[0]))
+                if root is not None and id(module) not in root.registered:
+                    self._check_hidden(root, module)
+            self._stack.append(module)
+        except Exception as error:
+            self.session.internal_error("module probe", error)
+
+    def _global_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._stack and self._stack[-1] is module:
+            self._stack.pop()
+        if not self._stack and self.session.detailed is False:
+            self._set_global_hooks(False)
+
+    def _check_hidden(self, root: RootModule, module: nn.Module) -> None:
+        if id(module) in self._hidden_seen:
+            return
+        root.refresh()  # a module added after the root was first seen is registered, not hidden
+        if id(module) in root.registered:
+            return
+        self._hidden_seen.add(id(module))
+        if any(p.requires_grad for p in module.parameters()):
+            self.session.emit("hidden_module", HiddenModuleCall(root, module, user_location()))
+
+    # -- root hooks (always) -------------------------------------------------------------
+    def _root_pre(self, module: nn.Module, args: Any) -> None:
+        self._root_depth += 1
+        if self.session.detailed and not self._global_handles and self._root_depth == 1:
+            self._set_global_hooks(True)
+            self._stack.append(module)  # the global pre-hook missed this call
+
+    def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        self._root_depth = max(self._root_depth - 1, 0)
+        if self._root_depth:
+            return  # a root called inside another root's forward
+        try:
+            root = self.roots.get(id(module))
+            if root is None:
+                return
+            if self.session.detailed and self._generation_step != self.session.step:
+                self._generation_step = self.session.step
+                root.refresh()
+            grad_enabled = torch.is_grad_enabled()
+            outputs = _tensors(output) if grad_enabled else []
+            reach = None
+            if outputs:
+                reach = ReachFlag()
+                for tensor in outputs:
+                    tensor.grad_fn.register_prehook(reach)
+            call = ForwardCall(
+                root=root,
+                training=module.training,
+                grad_enabled=grad_enabled,
+                fp16_autocast=fp16_autocast_enabled(),
+                step=self.session.step,
+                location=user_location(),
+                reach=reach,
+            )
+            self.session.window.forwards.append(call)
+            self.session.emit("forward", call)
+        except Exception as error:
+            self.session.internal_error("module probe", error)

@@ -1,0 +1,210 @@
+"""The guard's one installed session: probes turn hooks into events, detectors turn events into
+findings, and the session keeps the findings, contains the guard's own faults and undoes it all."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from trainguard.catalogue import RuleSelection
+from trainguard.findings import Finding, Severity
+from trainguard.runtime.api import GuardStop
+from trainguard.runtime.callsite import Location
+from trainguard.runtime.events import EVENT_NAMES, BackwardCall, ForwardCall
+
+# Every optimizer step is observed in full for the first DETAILED_STEPS steps, then one step
+# window in every DETAILED_EVERY: global module hooks (which put every module call on PyTorch's
+# slow path) are installed only in those windows. Root-module, optimizer, loss and backward
+# observation is always on.
+DETAILED_STEPS = 20
+DETAILED_EVERY = 50
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    selection: RuleSelection
+    strict: bool = False
+    echo: bool = True
+    rank: int | None = None
+    # `trainguard run` passes a JSON-lines file: each new finding (and each count update at the
+    # end) is appended at once, so the report survives a run that is killed.
+    stream_path: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        select: str | Iterable[str] | None = None,
+        ignore: str | Iterable[str] | None = None,
+        strict: bool = False,
+        echo: bool = True,
+        rank: int | None = None,
+        stream_path: str | None = None,
+    ) -> GuardConfig:
+        return cls(RuleSelection.build(select, ignore), strict, echo, rank, stream_path)
+
+
+@dataclass
+class Window:
+    """What happened since the last optimizer step (of any optimizer)."""
+
+    batches: int = 0
+    forwards: list[ForwardCall] = field(default_factory=list)
+    backwards: list[BackwardCall] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.batches = 0
+        self.forwards.clear()
+        self.backwards.clear()
+
+
+class GuardSession:
+    """Installs probes and detectors, dispatches events, collects findings."""
+
+    def __init__(self, config: GuardConfig) -> None:
+        from trainguard.runtime.detectors import load_detectors
+        from trainguard.runtime.probes import make_probes
+
+        self.config = config
+        self.step = 0
+        self.detailed = True
+        self.window = Window()
+        # Shared with the probes that fill them: the models seen, and every optimizer made.
+        self.roots: dict[int, Any] = {}
+        self.optimizer_states: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._findings: dict[tuple, Finding] = {}
+        self._internal_errors: dict[str, str] = {}
+        self._installed = False
+        self.detectors = [cls(self) for cls in load_detectors() if cls.code in config.selection]
+        self._handlers: dict[str, list[Callable[[Any], None]]] = {
+            name: [getattr(d, f"on_{name}") for d in self.detectors if hasattr(d, f"on_{name}")]
+            for name in EVENT_NAMES
+        }
+        self.probes = make_probes(self)
+        self._console: Any = None
+
+    # -- life cycle ------------------------------------------------------------------------
+    def install(self) -> None:
+        self._installed = True
+        for probe in self.probes:
+            try:
+                probe.install()
+            except Exception as error:  # run on, with what could be installed
+                self.internal_error(f"install {type(probe).__name__}", error)
+
+    def uninstall(self) -> None:
+        if not self._installed:
+            return
+        self._installed = False
+        try:
+            self.emit("finish", None, may_stop=False)
+        finally:
+            for probe in reversed(self.probes):
+                try:
+                    probe.uninstall()
+                except Exception as error:  # never leave a half-undone guard unreported
+                    self.internal_error(f"uninstall {type(probe).__name__}", error)
+            self._stream_all()
+
+    def wants(self, event: str) -> bool:
+        """Whether any selected detector subscribes to `event` (probes skip work otherwise)."""
+        return bool(self._handlers.get(event))
+
+    # -- events ----------------------------------------------------------------------------
+    def emit(self, name: str, event: Any, may_stop: bool = True) -> None:
+        for handler in self._handlers[name]:
+            try:
+                handler(event)
+            except GuardStop:
+                if may_stop:
+                    raise
+            except Exception as error:
+                self.internal_error(f"{type(handler.__self__).__name__}.on_{name}", error)
+                self._handlers[name] = [h for h in self._handlers[name] if h is not handler]
+
+    def step_finished(self, index: int) -> None:
+        """Called by the optimizer probe after every optimizer step."""
+        self.step = max(self.step, index + 1)
+        self.window.reset()
+        self.detailed = self.step < DETAILED_STEPS or self.step % DETAILED_EVERY == 0
+
+    # -- findings --------------------------------------------------------------------------
+    def report(
+        self,
+        code: str,
+        rule: str,
+        severity: Severity,
+        message: str,
+        location: Location,
+        fix: str,
+        evidence: dict[str, Any] | None = None,
+        step: int | None = None,
+    ) -> Finding:
+        """Record a finding, or bump the count of the same rule at the same place."""
+        finding = Finding(
+            rule=rule,
+            code=code,
+            severity=severity,
+            message=message,
+            path=location.path,
+            line=location.line,
+            step=self.step if step is None else step,
+            rank=self.config.rank,
+            fix=fix,
+            evidence=dict(evidence or {}),
+        )
+        known = self._findings.get(finding.key)
+        if known is not None:
+            known.evidence["count"] = known.evidence.get("count", 1) + 1
+            return known
+        finding.evidence["count"] = 1
+        self._findings[finding.key] = finding
+        self._announce(finding)
+        if self.config.strict and severity is Severity.ERROR:
+            raise GuardStop(finding)
+        return finding
+
+    def findings(self) -> list[Finding]:
+        return list(self._findings.values())
+
+    @property
+    def internal_errors(self) -> dict[str, str]:
+        return dict(self._internal_errors)
+
+    def internal_error(self, where: str, error: BaseException) -> None:
+        """A fault inside the guard: contained, reported once, never raised into the user's run."""
+        if where in self._internal_errors:
+            return
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        self._internal_errors[where] = detail
+        sys.stderr.write(f"trainguard: internal error in {where} (that check is now off; please report it): {detail}\n")
+        self._write_stream({"internal_error": where, "detail": detail, "rank": self.config.rank})
+
+    # -- output ----------------------------------------------------------------------------
+    def _announce(self, finding: Finding) -> None:
+        self._write_stream(finding.to_dict())
+        if self.config.echo:
+            from trainguard.console import format_finding, make_console
+
+            if self._console is None:
+                self._console = make_console(sys.stderr)
+            prefix = "trainguard" if finding.rank is None else f"trainguard[rank {finding.rank}]"
+            self._console.print(f"[bold magenta]{prefix}:[/] ", end="")
+            self._console.print(format_finding(finding), end="")
+
+    def _write_stream(self, record: dict[str, Any]) -> None:
+        if self.config.stream_path is None:
+            return
+        with open(self.config.stream_path, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record, default=str) + "\n")
+
+    def _stream_all(self) -> None:
+        """At the end, write every finding again with its final count (the reader keeps the last)."""
+        for finding in self._findings.values():
+            if finding.evidence.get("count", 1) > 1:
+                self._write_stream(finding.to_dict())
+
