@@ -14,7 +14,6 @@ from trainguard import __version__
 VERB_MODULES = (
     "trainguard.runtime.command",
     "trainguard.rules_command",
-    "trainguard.demo.command",
 )
 
 
@@ -51,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stderr.close()
+        return 1
 
 
 if __name__ == "__main__":

@@ -60,11 +60,19 @@ def format_finding(finding: Finding) -> Text:
     return text
 
 
-def print_findings(console: Console, findings: Iterable[Finding], prefix: str = "") -> None:
+def format_finding_line(finding: Finding) -> Text:
+    """One finding on one line, for summaries: place, code, slug, when, message."""
+    text = Text()
+    text.append(_place(finding), style="bold")
+    text.append(" ")
+    text.append(f"{finding.code} {finding.rule}", style=_STYLE[finding.severity])
+    text.append(f"{_when(finding)}: {finding.message}")
+    return text
+
+
+def print_findings(console: Console, findings: Iterable[Finding], compact: bool = False) -> None:
     for finding in findings:
-        if prefix:
-            console.print(Text(prefix, style="bold magenta"), end="")
-        console.print(format_finding(finding), end="")
+        console.print(format_finding_line(finding) if compact else format_finding(finding), end="\n" if compact else "")
 
 
 def print_summary(console: Console, summary: dict[str, int], subject: str) -> None:

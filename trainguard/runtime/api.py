@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterable
 from trainguard.findings import Finding
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.session import GuardConfig, GuardSession
 
 
 class GuardStop(BaseException):
@@ -63,12 +63,19 @@ def watch(
     guard is already installed (e.g. under `trainguard run`), the existing one is returned and
     leaving the `with` block does not uninstall it.
     """
+    from trainguard.runtime.session import GuardConfig
+
+    return install(GuardConfig.build(select=select, ignore=ignore, strict=strict, echo=echo))
+
+
+def install(config: GuardConfig) -> Watch:
+    """`watch()` with a full configuration (the launcher's way in: rank, findings stream)."""
     global _active
     if _active is not None:
         return Watch(_active, owner=False)
-    from trainguard.runtime.session import GuardSession, GuardConfig
+    from trainguard.runtime.session import GuardSession
 
-    session = GuardSession(GuardConfig.build(select=select, ignore=ignore, strict=strict, echo=echo))
+    session = GuardSession(config)
     session.install()
     _active = session
     return Watch(session, owner=True)

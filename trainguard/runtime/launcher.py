@@ -1,0 +1,126 @@
+"""`trainguard run`: start the user's command with the guard armed in it, then merge the
+findings of every guarded process (every torchrun rank) into one report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from trainguard.findings import Finding
+from trainguard.runtime import bootstrap
+
+_BOOTSTRAP_DIR = str(Path(bootstrap.__file__).parent)
+_PYTHON_NAMES = ("python", "python3")
+
+
+class CommandError(ValueError):
+    """The command to run is unusable (missing, not found); the message says why."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    torchrun: bool
+
+
+def plan(command: Sequence[str]) -> Launch:
+    """Validate COMMAND and decide how to start it. `SCRIPT.py ARGS` means `python SCRIPT.py ARGS`."""
+    argv = list(command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise CommandError("nothing to run: give a command, e.g. `trainguard run -- python train.py`")
+    if argv[0].endswith(".py"):
+        argv = [sys.executable, *argv]
+    program = os.path.basename(argv[0])
+    if shutil.which(argv[0]) is None:
+        raise CommandError(f"command not found: {argv[0]}")
+    is_python = program.startswith(_PYTHON_NAMES)
+    torchrun = program == "torchrun" or (is_python and argv[1:3] == ["-m", "torch.distributed.run"])
+    if is_python and not torchrun:
+        script = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+        uses_flag = any(arg in ("-m", "-c") for arg in argv[1:])
+        if script is not None and not uses_flag and not Path(script).is_file():
+            raise CommandError(f"script not found: {script}")
+    return Launch(argv, torchrun)
+
+
+def guarded_environment(session_dir: str, launch: Launch, *, select: str | None, ignore: str | None, strict: bool, echo: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop(bootstrap.OWNER, None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_BOOTSTRAP_DIR, env.get("PYTHONPATH")]))
+    env[bootstrap.SESSION_DIR] = session_dir
+    env[bootstrap.LAUNCHER] = "torchrun" if launch.torchrun else "python"
+    env[bootstrap.SELECT] = select or ""
+    env[bootstrap.IGNORE] = ignore or ""
+    env[bootstrap.STRICT] = "1" if strict else "0"
+    env[bootstrap.ECHO] = "1" if echo else "0"
+    return env
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    findings: list[Finding]
+    internal_errors: list[dict[str, Any]]
+
+
+def run(launch: Launch, *, select: str | None = None, ignore: str | None = None, strict: bool = False, echo: bool = True) -> RunResult:
+    """Run the command to completion (forwarding SIGINT/SIGTERM) and collect its findings."""
+    with tempfile.TemporaryDirectory(prefix="trainguard-") as session_dir:
+        env = guarded_environment(session_dir, launch, select=select, ignore=ignore, strict=strict, echo=echo)
+        process = subprocess.Popen(launch.argv, env=env)
+        forwarded = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in forwarded:
+            signal.signal(sig, lambda number, frame: process.send_signal(number))
+        try:
+            returncode = process.wait()
+        finally:
+            for sig, handler in forwarded.items():
+                signal.signal(sig, handler)
+        findings, errors = read_session(Path(session_dir))
+    if returncode < 0:  # killed by a signal: report it the way a shell does
+        returncode = 128 - returncode
+    return RunResult(returncode, findings, errors)
+
+
+def read_session(session_dir: Path) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """Merge the findings streams of all guarded processes; the last record of a finding wins
+    (it carries the final count). A torn last line (a process killed mid-write) is skipped."""
+    latest: dict[tuple, Finding] = {}
+    errors: list[dict[str, Any]] = []
+    for stream in sorted(session_dir.glob("findings-*.jsonl")):
+        for line in stream.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "internal_error" in record:
+                errors.append(record)
+            else:
+                finding = Finding.from_dict(record)
+                latest[finding.key] = finding
+    return merge_ranks(latest.values()), errors
+
+
+def merge_ranks(findings: Iterable[Finding]) -> list[Finding]:
+    """The same finding on several ranks is one finding: the lowest rank's, with `ranks` listed."""
+    by_place: dict[tuple, list[Finding]] = {}
+    for finding in findings:
+        by_place.setdefault((finding.code, finding.path, finding.line), []).append(finding)
+    merged = []
+    for group in by_place.values():
+        group.sort(key=lambda f: -1 if f.rank is None else f.rank)
+        first = group[0]
+        if len(group) > 1:
+            first.evidence["ranks"] = [f.rank for f in group]
+        merged.append(first)
+    return merged
