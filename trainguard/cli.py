@@ -14,6 +14,7 @@ from trainguard import __version__
 VERB_MODULES = (
     "trainguard.runtime.command",
     "trainguard.rules_command",
+    "trainguard.demo.command",
 )
 
 

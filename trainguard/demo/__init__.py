@@ -1,0 +1,1 @@
+"""`trainguard demo`: the guard end to end on a small digit classifier, offline."""
