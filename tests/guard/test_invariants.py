@@ -1,0 +1,152 @@
+"""The guard's promises: it never changes the run, never crashes it, and undoes itself."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import trainguard
+from trainguard.runtime.api import active_session
+
+
+def _train(guarded: bool, steps: int = 12) -> dict[str, torch.Tensor]:
+    """A loop touching every probe: dropout, BatchNorm, shuffled loader, bf16 autocast,
+    GradScaler, clipping after unscale_, a scheduler, validation, a checkpoint round trip."""
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(96, 10), torch.randint(0, 4, (96,)))
+    loader = DataLoader(data, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(1))
+    model = nn.Sequential(nn.Linear(10, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 4))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3)
+    scaler = torch.amp.GradScaler("cpu")
+    handle = trainguard.watch(echo=False) if guarded else None
+    try:
+        step = 0
+        while step < steps:
+            model.train()
+            for x, y in loader:
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = F.cross_entropy(model(x), y)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+            model.eval()
+            with torch.no_grad():
+                model(data.tensors[0])
+        findings = trainguard.unwatch() if guarded else []
+    finally:
+        if guarded and active_session() is not None:
+            trainguard.unwatch()
+    assert findings == [], [f.code for f in findings]
+    state = {f"model.{k}": v.clone() for k, v in model.state_dict().items()}
+    for index, value in optimizer.state_dict()["state"].items():
+        for name, tensor in value.items():
+            if isinstance(tensor, torch.Tensor):
+                state[f"optim.{index}.{name}"] = tensor.clone()
+    return state
+
+
+def test_guard_leaves_weights_bitwise_identical() -> None:
+    plain, guarded = _train(False), _train(True)
+    assert plain.keys() == guarded.keys()
+    for name in plain:
+        assert torch.equal(plain[name], guarded[name]), name
+
+
+def test_uninstall_restores_every_patch_and_hook() -> None:
+    from torch.nn.modules import module as module_hooks
+    from torch.optim import optimizer as optimizer_hooks
+
+    before = {
+        "cross_entropy": F.cross_entropy,
+        "backward": torch.autograd.backward,
+        "load": torch.load,
+        "clip": nn.utils.clip_grad_norm_,
+        "optimizer_init": torch.optim.Optimizer.__init__,
+        "loader_iter": DataLoader.__iter__,
+    }
+    model = nn.Linear(3, 1)
+    with trainguard.watch(echo=False):
+        model(torch.randn(2, 3)).sum().backward()
+        assert F.cross_entropy is not before["cross_entropy"]
+    after = {
+        "cross_entropy": F.cross_entropy,
+        "backward": torch.autograd.backward,
+        "load": torch.load,
+        "clip": nn.utils.clip_grad_norm_,
+        "optimizer_init": torch.optim.Optimizer.__init__,
+        "loader_iter": DataLoader.__iter__,
+    }
+    assert after == before
+    assert not module_hooks._global_forward_hooks and not module_hooks._global_forward_pre_hooks
+    assert not optimizer_hooks._global_optimizer_pre_hooks and not optimizer_hooks._global_optimizer_post_hooks
+    assert not model._forward_hooks and not model._forward_pre_hooks
+    assert active_session() is None
+
+
+def test_fault_inside_a_detector_is_contained_and_reported_once(monkeypatch, capsys) -> None:
+    from trainguard.runtime.detectors.stale_gradients import StaleGradients
+
+    def broken(self, event):  # a bug in a detector
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(StaleGradients, "on_step_start", broken)
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with trainguard.watch(echo=False) as handle:
+        for _ in range(3):
+            optimizer.zero_grad()
+            model(torch.randn(4, 3)).sum().backward()
+            optimizer.step()
+        errors = handle.session.internal_errors
+    assert list(errors) == ["StaleGradients.on_step_start"]
+    assert "ZeroDivisionError: boom" in errors["StaleGradients.on_step_start"]
+    assert capsys.readouterr().err.count("internal error") == 1
+
+
+def test_users_own_exception_passes_through_unchanged() -> None:
+    model = nn.Linear(3, 2)
+    with trainguard.watch(echo=False):
+        try:
+            F.cross_entropy(model(torch.randn(4, 3)), torch.tensor([0, 1, 2, 5]))
+        except IndexError as error:
+            raised = error
+        else:
+            raised = None
+    assert isinstance(raised, IndexError)
+
+
+def test_strict_stops_at_the_first_error_finding() -> None:
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    steps = 0
+    with trainguard.watch(echo=False, strict=True):
+        try:
+            for _ in range(5):
+                F.cross_entropy(model(torch.randn(4, 3)), torch.tensor([0, 1, 1, 0])).backward()
+                optimizer.step()
+                steps += 1
+        except trainguard.GuardStop as stop:
+            assert stop.finding.code == "TG101"
+    assert steps == 1  # step 0 ran; step 1 was stopped before it updated anything
+
+
+def test_watch_inside_a_guarded_process_reuses_the_session() -> None:
+    with trainguard.watch(echo=False) as outer:
+        with trainguard.watch(echo=False) as inner:
+            assert inner.session is outer.session
+        assert active_session() is outer.session
+    assert active_session() is None
+
+
+def test_select_and_ignore_choose_detectors() -> None:
+    with trainguard.watch(echo=False, select="TG1", ignore="stale-gradients") as handle:
+        codes = {d.code for d in handle.session.detectors}
+    assert codes and all(code.startswith("TG1") for code in codes) and "TG101" not in codes
