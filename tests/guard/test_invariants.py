@@ -150,3 +150,35 @@ def test_select_and_ignore_choose_detectors() -> None:
     with trainguard.watch(echo=False, select="TG1", ignore="stale-gradients") as handle:
         codes = {d.code for d in handle.session.detectors}
     assert codes and all(code.startswith("TG1") for code in codes) and "TG101" not in codes
+
+
+def _train_compiled(guarded: bool) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    handle = trainguard.watch(echo=False) if guarded else None
+    try:
+        compiled = torch.compile(model)
+        for _ in range(3):
+            optimizer.zero_grad()
+            F.cross_entropy(compiled(x), y).backward()
+            optimizer.step()
+        with torch.no_grad():
+            model.eval()
+            compiled(x)
+    finally:
+        findings = trainguard.unwatch() if handle is not None else []
+    assert findings == [], [f.code for f in findings]
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_torch_compile_runs_guarded_without_warnings_and_identical_weights() -> None:
+    import warnings
+
+    plain = _train_compiled(False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        guarded = _train_compiled(True)
+    assert [str(w.message) for w in caught] == []
+    assert all(torch.equal(plain[k], guarded[k]) for k in plain)

@@ -7,7 +7,10 @@ A probe uses PyTorch's public hooks where they exist and patches a function only
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from torch.compiler import is_compiling
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
@@ -26,10 +29,23 @@ class Patches:
         self._saved: list[tuple[Any, str, Any]] = []
 
     def replace(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-        """Set `owner.name = make(original)`; `make` builds the wrapper around the original."""
-        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
-        self._saved.append((owner, name, original))
-        setattr(owner, name, make(getattr(owner, name)))
+        """Set `owner.name = make(original)`; `make` builds the wrapper around the original.
+
+        While torch.compile traces, the original is called instead: the guard's bookkeeping
+        must never be traced into (or break) a compiled graph.
+        """
+        saved = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        self._saved.append((owner, name, saved))
+        original = getattr(owner, name)
+        wrapper = make(original)
+
+        @functools.wraps(original)
+        def patched(*args: Any, **kwargs: Any) -> Any:
+            if is_compiling():
+                return original(*args, **kwargs)
+            return wrapper(*args, **kwargs)
+
+        setattr(owner, name, patched)
 
     def undo(self) -> None:
         while self._saved:

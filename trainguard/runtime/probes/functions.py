@@ -85,7 +85,6 @@ class FunctionProbe:
                 probe._contained(lambda: probe._loss_called(name, input, target, output, kwargs))
                 return output
 
-            loss.__wrapped__ = original  # type: ignore[attr-defined]
             return loss
 
         return make
@@ -192,7 +191,6 @@ class FunctionProbe:
                 )
                 return result
 
-            clip.__wrapped__ = original  # type: ignore[attr-defined]
             return clip
 
         return make
@@ -225,5 +223,4 @@ class FunctionProbe:
             probe._contained(lambda: probe.session.emit("torch_load", TorchLoad(weights_only, user_location())))
             return original(*args, **kwargs)
 
-        load.__wrapped__ = original  # type: ignore[attr-defined]
         return load

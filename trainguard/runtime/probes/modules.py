@@ -8,6 +8,7 @@ always on, which report one `ForwardCall` per outermost root call.
 
 from __future__ import annotations
 
+import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +16,12 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
+from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
 from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ReachFlag
+from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
@@ -100,12 +103,22 @@ class ModuleProbe:
         self._root_depth = 0
         self._hidden_seen: set[int] = set()
         self._generation_step = -1
+        self._patches = Patches()
+        self._compiled_patched = False
+        self._in_compiled_call = 0
 
     # -- install -------------------------------------------------------------------------
     def install(self) -> None:
         self._set_global_hooks(True)
+        # torch.compile'd modules warn when global module hooks exist; their class is patched
+        # when torch._dynamo is loaded (importing it just for this would cost ~1 s).
+        if "torch._dynamo.eval_frame" in sys.modules:
+            self._patch_compiled_modules()
+        else:
+            self._patches.replace(torch, "compile", self._wrap_compile)
 
     def uninstall(self) -> None:
+        self._patches.undo()
         self._set_global_hooks(False)
         for handle in self._root_handles:
             handle.remove()
@@ -124,6 +137,43 @@ class ModuleProbe:
             self._global_handles.clear()
             self._stack.clear()
 
+    def _wrap_compile(self, original: Any) -> Any:
+        probe = self
+
+        def compile(*args: Any, **kwargs: Any) -> Any:
+            compiled = original(*args, **kwargs)
+            if not probe._compiled_patched and "torch._dynamo.eval_frame" in sys.modules:
+                probe._patch_compiled_modules()
+            return compiled
+
+        return compile
+
+    def _patch_compiled_modules(self) -> None:
+        from torch._dynamo.eval_frame import OptimizedModule
+
+        self._compiled_patched = True
+        self._patches.replace(OptimizedModule, "__call__", self._wrap_compiled_call)
+
+    def _wrap_compiled_call(self, original: Any) -> Any:
+        probe = self
+
+        def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+            # Global hooks are off for the compiled call; the compiled module is a root, with
+            # its own hooks, so its forward calls are still seen.
+            detailed = bool(probe._global_handles)
+            probe._set_global_hooks(False)
+            probe._in_compiled_call += 1
+            if id(module) not in probe.roots:
+                probe._add_root(module)
+            try:
+                return original(module, *args, **kwargs)
+            finally:
+                probe._in_compiled_call -= 1
+                if detailed and probe.session.detailed:
+                    probe._set_global_hooks(True)
+
+        return __call__
+
     def _add_root(self, module: nn.Module) -> RootModule:
         root = RootModule(module)
         self.roots[id(module)] = root
@@ -134,6 +184,8 @@ class ModuleProbe:
 
     # -- global hooks (detailed windows) -------------------------------------------------
     def _global_pre(self, module: nn.Module, args: Any) -> None:
+        if is_compiling():
+            return
         try:
             if not self._stack:
                 if id(module) not in self.roots and next(module.parameters(), None) is not None:
@@ -148,6 +200,8 @@ class ModuleProbe:
             self.session.internal_error("module probe", error)
 
     def _global_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        if is_compiling():
+            return
         if self._stack and self._stack[-1] is module:
             self._stack.pop()
         if not self._stack and self.session.detailed is False:
@@ -165,12 +219,16 @@ class ModuleProbe:
 
     # -- root hooks (always) -------------------------------------------------------------
     def _root_pre(self, module: nn.Module, args: Any) -> None:
+        if is_compiling():
+            return
         self._root_depth += 1
-        if self.session.detailed and not self._global_handles and self._root_depth == 1:
+        if self.session.detailed and not self._global_handles and self._root_depth == 1 and not self._in_compiled_call:
             self._set_global_hooks(True)
             self._stack.append(module)  # the global pre-hook missed this call
 
     def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
+        if is_compiling():
+            return
         self._root_depth = max(self._root_depth - 1, 0)
         if self._root_depth:
             return  # a root called inside another root's forward

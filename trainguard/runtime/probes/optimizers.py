@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.optim import Optimizer
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
@@ -95,6 +96,8 @@ class OptimizerProbe:
 
     # -- step hooks ------------------------------------------------------------------------
     def _pre(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        if is_compiling():
+            return
         try:
             state = self.state(optimizer)
             state.attempts += 1
@@ -109,6 +112,8 @@ class OptimizerProbe:
         self.session.emit("step_start", event)
 
     def _post(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        if is_compiling():
+            return
         try:
             state = self.state(optimizer)
             index = state.steps

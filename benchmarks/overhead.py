@@ -1,0 +1,107 @@
+"""Guard overhead: median time per training step, guarded / plain, both measured in this run.
+
+    python benchmarks/overhead.py [--rounds 7] [--steps 200]
+
+Each round trains a fresh copy of the model for STEPS optimizer steps twice, once plain and once
+under `trainguard.watch()`, in alternating order; the ratio is the median over rounds of the
+per-round ratios. A guarded run observes its first 20 steps in full (global module hooks) and
+then one step in 50, so the figure for STEPS=200 includes 24 detailed windows; "detailed" is the
+same ratio over the first 20 steps alone (the worst case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import trainguard
+
+
+def mlp() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
+    """About 1 ms per step on one CPU core: the worst case, where per-step costs show most."""
+    model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    x, y = torch.randn(64, 256), torch.randint(0, 10, (64,))
+    return model, lambda: (x, y)
+
+
+def cnn() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
+    model = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 8 * 8, 10),
+    )
+    x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
+    return model, lambda: (x, y)
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self, vocab: int = 512, dim: int = 128) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        layer = nn.TransformerEncoderLayer(dim, nhead=4, dim_feedforward=4 * dim, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2)
+        self.head = nn.Linear(dim, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(tokens))).flatten(0, 1)
+
+
+def transformer() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
+    x = torch.randint(0, 512, (16, 64))
+    return TinyTransformer(), lambda: (x, torch.randint(0, 512, (16 * 64,), generator=torch.Generator().manual_seed(0)))
+
+
+def train(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], steps: int) -> list[float]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = batch()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(make: Callable, rounds: int, steps: int) -> dict[str, float]:
+    train(*make(), steps=20)  # warm-up: allocator, kernels
+    whole, detailed, plain_ms = [], [], []
+    for index in range(rounds):
+        results = {}
+        for guarded in ((False, True) if index % 2 == 0 else (True, False)):
+            torch.manual_seed(index)
+            model, batch = make()
+            if guarded:
+                with trainguard.watch(echo=False):
+                    results[guarded] = train(model, batch, steps)
+            else:
+                results[guarded] = train(model, batch, steps)
+        plain, guard = results[False], results[True]
+        whole.append(sum(guard[1:]) / sum(plain[1:]))
+        detailed.append(statistics.median(guard[1:20]) / statistics.median(plain[1:20]))
+        plain_ms.append(statistics.median(plain) * 1e3)
+    return {"plain_ms": statistics.median(plain_ms), "ratio": statistics.median(whole), "detailed": statistics.median(detailed)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=200)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds x {args.steps} steps")
+    print(f"{'model':<14}{'plain ms/step':>14}{'guarded/plain':>15}{'first 20 steps':>16}")
+    for name, make in (("mlp (1 ms)", mlp), ("small cnn", cnn), ("tiny transformer", transformer)):
+        result = measure(make, args.rounds, args.steps)
+        print(f"{name:<14}{result['plain_ms']:>14.2f}{result['ratio']:>14.3f}x{result['detailed']:>15.3f}x")
+
+
+if __name__ == "__main__":
+    main()
