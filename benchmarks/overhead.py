@@ -7,6 +7,10 @@ under `trainguard.watch()`, in alternating order; the ratio is the median over r
 per-round ratios. A guarded run observes its first 20 steps in full (global module hooks) and
 then one step in 50, so the figure for STEPS=200 includes 24 detailed windows; "detailed" is the
 same ratio over the first 20 steps alone (the worst case).
+
+Times are the process's CPU time with one intra-op thread (`--threads 1`, the default): on a
+shared 2-core machine wall-clock ratios move by several percent with the neighbours' load, CPU
+time much less. `--clock wall` measures wall-clock time instead.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import trainguard
 
 def mlp() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
     """About 1 ms per step on one CPU core: the worst case, where per-step costs show most."""
-    model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
     x, y = torch.randn(64, 256), torch.randint(0, 10, (64,))
     return model, lambda: (x, y)
 
@@ -57,17 +61,21 @@ def transformer() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Ten
     return TinyTransformer(), lambda: (x, torch.randint(0, 512, (16 * 64,), generator=torch.Generator().manual_seed(0)))
 
 
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
+
 def train(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], steps: int) -> list[float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = batch()
     times = []
     for _ in range(steps):
-        start = time.perf_counter()
+        start = clock()
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times
 
 
@@ -95,8 +103,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds x {args.steps} steps")
+    global clock
+    clock = CLOCKS[args.clock]
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.clock} time, {args.rounds} rounds x {args.steps} steps")
     print(f"{'model':<14}{'plain ms/step':>14}{'guarded/plain':>15}{'first 20 steps':>16}")
     for name, make in (("mlp (1 ms)", mlp), ("small cnn", cnn), ("tiny transformer", transformer)):
         result = measure(make, args.rounds, args.steps)

@@ -45,13 +45,23 @@ def display_path(filename: str) -> str:
     return filename[len(_CWD):] if filename.startswith(_CWD) else filename
 
 
+# Per code object: None for library code, else its display path. Called several times per step,
+# so the path tests run once per function, not once per frame.
+_user_paths: dict[object, str | None] = {}
+
+
 def user_location(skip: int = 1) -> Location:
     """The innermost frame (from the caller outward) whose file is user code."""
     frame = sys._getframe(skip)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not _is_library(filename):
-            return Location(display_path(filename), frame.f_lineno)
+        code = frame.f_code
+        try:
+            path = _user_paths[code]
+        except KeyError:
+            filename = code.co_filename
+            path = _user_paths[code] = None if _is_library(filename) else display_path(filename)
+        if path is not None:
+            return Location(path, frame.f_lineno)
         frame = frame.f_back
     return UNKNOWN
 

@@ -22,7 +22,11 @@ class _ForwardJudge(Detector):
 
     def on_forward(self, event: ForwardCall) -> None:
         if event.reach is not None and len(self._pending) < _MAX_PENDING:
-            self._pending.append((event, event.root.active_mode_dependent() if event.training else []))
+            self._pending.append((event, self.layers_of(event)))
+
+    def layers_of(self, event: ForwardCall) -> list[str]:
+        """What to remember about the model's layers at the time of the forward."""
+        return []
 
     def on_step_start(self, event: StepStart) -> None:
         owned = event.state.param_ids
@@ -57,6 +61,9 @@ class EvalModeMissing(_ForwardJudge):
                 self._report(event, layers)
             return
         super().on_forward(event)
+
+    def layers_of(self, event: ForwardCall) -> list[str]:
+        return event.root.active_mode_dependent() if event.training else []
 
     def unused(self, call: ForwardCall, layers: list[str]) -> None:
         if layers:
