@@ -15,6 +15,7 @@ VERB_MODULES = (
     "trainguard.runtime.command",
     "trainguard.rules_command",
     "trainguard.demo.command",
+    "trainguard.reports.command",
 )
 
 

@@ -7,7 +7,7 @@ static checks and the CLI.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from trainguard.findings import Finding
 
@@ -55,17 +55,27 @@ def watch(
     ignore: str | Iterable[str] | None = None,
     strict: bool = False,
     echo: bool = True,
+    thresholds: Mapping[str, float] | None = None,
+    metrics: str | None = None,
+    tensorboard: str | None = None,
 ) -> Watch:
     """Install the runtime guard in this process and return its handle.
 
     `select`/`ignore` take rule codes, slugs or code prefixes. `strict=True` raises `GuardStop`
-    at the first error finding. `echo` prints each new finding to stderr as it is made. If a
+    at the first error finding. `echo` prints each new finding to stderr as it is made.
+    `thresholds` overrides numeric-health thresholds (see trainguard.runtime.thresholds);
+    `metrics` is a JSON-lines file for the metrics stream, `tensorboard` a folder for TensorBoard
+    scalars (when tensorboard is installed). If a
     guard is already installed (e.g. under `trainguard run`), the existing one is returned and
     leaving the `with` block does not uninstall it.
     """
     from trainguard.runtime.session import GuardConfig
 
-    return install(GuardConfig.build(select=select, ignore=ignore, strict=strict, echo=echo))
+    config = GuardConfig.build(
+        select=select, ignore=ignore, strict=strict, echo=echo,
+        thresholds=thresholds, metrics_path=metrics, tensorboard_dir=tensorboard,
+    )
+    return install(config)
 
 
 def install(config: GuardConfig) -> Watch:

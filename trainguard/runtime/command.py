@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
+from pathlib import Path
 
 from trainguard.catalogue import RuleSelection, UnknownRuleError
 from trainguard.console import make_console, print_findings, print_summary
 from trainguard.report import build_report, exit_status, sort_findings, write_report
+from trainguard.reports.html import render_page
 from trainguard.runtime import launcher
+from trainguard.runtime.thresholds import Thresholds, parse_assignments
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -32,8 +36,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_common_options(parser)
     parser.add_argument("--strict", action="store_true", help="stop the run at the first error finding")
+    parser.add_argument("--metrics", metavar="PATH", help="write the metrics stream (JSON lines) to PATH (default with --report: next to it)")
+    parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with plots to PATH")
+    parser.add_argument("--tensorboard", metavar="DIR", help="also write the metrics as TensorBoard scalars (needs tensorboard)")
+    parser.add_argument("--threshold", action="append", metavar="NAME=VALUE", help="override a numeric-health threshold (repeatable); see docs/runtime.md")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
     parser.set_defaults(handler=run_command)
+
+
+def _metrics_path(args: argparse.Namespace) -> Path | None:
+    if args.metrics:
+        return Path(args.metrics)
+    if args.report:
+        report = Path(args.report)
+        return report.with_name(report.stem + ".metrics.jsonl")
+    return None
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -41,14 +58,30 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         RuleSelection.build(args.select, args.ignore)
+        thresholds = parse_assignments(args.threshold)
+        Thresholds.build(thresholds)
         launch = launcher.plan(args.command)
-    except (UnknownRuleError, launcher.CommandError) as error:
+    except (UnknownRuleError, ValueError) as error:
         raise UsageError(str(error)) from None
-    result = launcher.run(launch, select=args.select, ignore=args.ignore, strict=args.strict, echo=args.format == "text")
+    metrics_path = _metrics_path(args)
+    options = launcher.GuardOptions(
+        select=args.select, ignore=args.ignore, strict=args.strict, echo=args.format == "text",
+        thresholds=thresholds, metrics=bool(metrics_path or args.html), tensorboard_dir=args.tensorboard,
+    )
+    result = launcher.run(launch, options)
     findings = sort_findings(result.findings)
-    report = build_report("run", findings, command=launch.argv, exit_code=result.returncode, internal_errors=result.internal_errors)
+    extra = {"command": launch.argv, "exit_code": result.returncode, "internal_errors": result.internal_errors}
+    if metrics_path is not None:
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text("".join(json.dumps(record) + "\n" for record in result.metrics), encoding="utf-8")
+        # Relative to the report's folder, so that `trainguard report` finds it after a move.
+        extra["metrics"] = os.path.relpath(metrics_path, Path(args.report).parent if args.report else Path.cwd())
+    report = build_report("run", findings, **extra)
     if args.report:
         write_report(args.report, report)
+    if args.html:
+        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.html).write_text(render_page(report, result.metrics), encoding="utf-8")
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:

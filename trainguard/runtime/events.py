@@ -6,6 +6,7 @@ facts about the run, never verdicts: deciding is the detectors' work.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ class ForwardCall:
     # None when the output carries no graph (no_grad, inference_mode, frozen model). Events
     # hold no output tensors: the guard must not keep a user's graph alive.
     reach: ReachFlag | None
+    # Weak references to the floating-point tensors passed in (the input batch).
+    inputs: list[weakref.ref]
 
 
 @dataclass(slots=True)
@@ -138,6 +141,37 @@ class LoaderBatch:
     location: Location
 
 
+@dataclass(slots=True)
+class StepMeasured:
+    """Numbers read at an optimizer step (before it updates), on the steps the sampler chose.
+
+    `loss` is the mean training loss of the step's window; `layer_norms` maps parameter names to
+    gradient norms (None on steps where gradients were not measured); `update_ratio` is filled
+    in by the metrics writer after the step.
+    """
+
+    step: int
+    loss: float | None
+    loss_location: Location | None
+    grad_norm: float | None
+    layer_norms: dict[str, float] | None
+    layer_sizes: dict[str, int] | None
+    lr: float | None
+    location: Location
+    update_ratio: float | None = None
+
+
+@dataclass(slots=True)
+class Evaluated:
+    """One evaluation: the mean loss (weighted by batch size) of the loss calls made without grad between two steps."""
+
+    index: int
+    step: int
+    loss: float
+    samples: int
+    location: Location
+
+
 EVENT_NAMES = (
     "forward",
     "hidden_module",
@@ -150,5 +184,7 @@ EVENT_NAMES = (
     "scheduler_step",
     "torch_load",
     "loader_batch",
+    "measured",
+    "evaluated",
     "finish",
 )

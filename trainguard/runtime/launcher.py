@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from trainguard.findings import Finding
+from trainguard.reports.html import read_metrics
 from trainguard.runtime import bootstrap
 
 _BOOTSTRAP_DIR = str(Path(bootstrap.__file__).parent)
@@ -53,16 +54,32 @@ def plan(command: Sequence[str]) -> Launch:
     return Launch(argv, torchrun)
 
 
-def guarded_environment(session_dir: str, launch: Launch, *, select: str | None, ignore: str | None, strict: bool, echo: bool) -> dict[str, str]:
+@dataclass(frozen=True)
+class GuardOptions:
+    """What the launcher passes to the guard in each process."""
+
+    select: str | None = None
+    ignore: str | None = None
+    strict: bool = False
+    echo: bool = True
+    thresholds: dict[str, str] = field(default_factory=dict)
+    metrics: bool = False
+    tensorboard_dir: str | None = None
+
+
+def guarded_environment(session_dir: str, launch: Launch, options: GuardOptions) -> dict[str, str]:
     env = dict(os.environ)
     env.pop(bootstrap.OWNER, None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_BOOTSTRAP_DIR, env.get("PYTHONPATH")]))
     env[bootstrap.SESSION_DIR] = session_dir
     env[bootstrap.LAUNCHER] = "torchrun" if launch.torchrun else "python"
-    env[bootstrap.SELECT] = select or ""
-    env[bootstrap.IGNORE] = ignore or ""
-    env[bootstrap.STRICT] = "1" if strict else "0"
-    env[bootstrap.ECHO] = "1" if echo else "0"
+    env[bootstrap.SELECT] = options.select or ""
+    env[bootstrap.IGNORE] = options.ignore or ""
+    env[bootstrap.STRICT] = "1" if options.strict else "0"
+    env[bootstrap.ECHO] = "1" if options.echo else "0"
+    env[bootstrap.THRESHOLDS] = json.dumps(options.thresholds)
+    env[bootstrap.METRICS] = "1" if options.metrics else "0"
+    env[bootstrap.TENSORBOARD] = os.path.abspath(options.tensorboard_dir) if options.tensorboard_dir else ""
     return env
 
 
@@ -71,12 +88,13 @@ class RunResult:
     returncode: int
     findings: list[Finding]
     internal_errors: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
 
 
-def run(launch: Launch, *, select: str | None = None, ignore: str | None = None, strict: bool = False, echo: bool = True) -> RunResult:
+def run(launch: Launch, options: GuardOptions | None = None) -> RunResult:
     """Run the command to completion (forwarding SIGINT/SIGTERM) and collect its findings."""
     with tempfile.TemporaryDirectory(prefix="trainguard-") as session_dir:
-        env = guarded_environment(session_dir, launch, select=select, ignore=ignore, strict=strict, echo=echo)
+        env = guarded_environment(session_dir, launch, options or GuardOptions())
         process = subprocess.Popen(launch.argv, env=env)
         forwarded = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         for sig in forwarded:
@@ -87,9 +105,10 @@ def run(launch: Launch, *, select: str | None = None, ignore: str | None = None,
             for sig, handler in forwarded.items():
                 signal.signal(sig, handler)
         findings, errors = read_session(Path(session_dir))
+        metrics = [record for path in sorted(Path(session_dir).glob("metrics-*.jsonl")) for record in read_metrics(path)]
     if returncode < 0:  # killed by a signal: report it the way a shell does
         returncode = 128 - returncode
-    return RunResult(returncode, findings, errors)
+    return RunResult(returncode, findings, errors, metrics)
 
 
 def read_session(session_dir: Path) -> tuple[list[Finding], list[dict[str, Any]]]:

@@ -8,13 +8,16 @@ import sys
 import traceback
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from trainguard.catalogue import RuleSelection
 from trainguard.findings import Finding, Severity
 from trainguard.runtime.api import GuardStop
 from trainguard.runtime.callsite import Location
 from trainguard.runtime.events import EVENT_NAMES, BackwardCall, ForwardCall
+from trainguard.runtime.measurements import Measurements
+from trainguard.runtime.metrics_stream import MetricsStream
+from trainguard.runtime.thresholds import Thresholds
 
 # Every optimizer step is observed in full for the first DETAILED_STEPS steps, then one step
 # window in every DETAILED_EVERY: global module hooks (which put every module call on PyTorch's
@@ -33,6 +36,9 @@ class GuardConfig:
     # `trainguard run` passes a JSON-lines file: each new finding (and each count update at the
     # end) is appended at once, so the report survives a run that is killed.
     stream_path: str | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    metrics_path: str | None = None
+    tensorboard_dir: str | None = None
 
     @classmethod
     def build(
@@ -44,8 +50,14 @@ class GuardConfig:
         echo: bool = True,
         rank: int | None = None,
         stream_path: str | None = None,
+        thresholds: Mapping[str, Any] | None = None,
+        metrics_path: str | None = None,
+        tensorboard_dir: str | None = None,
     ) -> GuardConfig:
-        return cls(RuleSelection.build(select, ignore), strict, echo, rank, stream_path)
+        return cls(
+            RuleSelection.build(select, ignore), strict, echo, rank, stream_path,
+            Thresholds.build(thresholds), metrics_path, tensorboard_dir,
+        )
 
 
 @dataclass
@@ -80,8 +92,15 @@ class GuardSession:
         self._internal_errors: dict[str, str] = {}
         self._installed = False
         self.detectors = [cls(self) for cls in load_detectors() if cls.code in config.selection]
+        # Components that derive events (measurements) or write them (metrics) come first.
+        components: list[Any] = []
+        wants_numbers = any(hasattr(d, "on_measured") or hasattr(d, "on_evaluated") for d in self.detectors)
+        if wants_numbers or config.metrics_path or config.tensorboard_dir:
+            components.append(Measurements(self))
+        if config.metrics_path or config.tensorboard_dir:
+            components.append(MetricsStream(self, config.metrics_path, config.tensorboard_dir))
         self._handlers: dict[str, list[Callable[[Any], None]]] = {
-            name: [getattr(d, f"on_{name}") for d in self.detectors if hasattr(d, f"on_{name}")]
+            name: [getattr(c, f"on_{name}") for c in components + self.detectors if hasattr(c, f"on_{name}")]
             for name in EVENT_NAMES
         }
         self.probes = make_probes(self)

@@ -23,6 +23,9 @@ SELECT = "TRAINGUARD_SELECT"
 IGNORE = "TRAINGUARD_IGNORE"
 STRICT = "TRAINGUARD_STRICT"
 ECHO = "TRAINGUARD_ECHO"
+METRICS = "TRAINGUARD_METRICS"
+TENSORBOARD = "TRAINGUARD_TENSORBOARD"
+THRESHOLDS = "TRAINGUARD_THRESHOLDS"
 
 
 def should_guard(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
@@ -71,8 +74,14 @@ def start() -> None:
     from trainguard.runtime.api import GuardStop, install, unwatch
     from trainguard.runtime.session import GuardConfig
 
+    import json
+
     rank = int(os.environ["RANK"]) if os.environ.get(LAUNCHER) == "torchrun" else None
-    stream = os.path.join(os.environ[SESSION_DIR], f"findings-{os.getpid()}.jsonl")
+    session_dir = os.environ[SESSION_DIR]
+    stream = os.path.join(session_dir, f"findings-{os.getpid()}.jsonl")
+    tensorboard = os.environ.get(TENSORBOARD) or None
+    if tensorboard and rank is not None:
+        tensorboard = os.path.join(tensorboard, f"rank{rank}")
     try:
         config = GuardConfig.build(
             select=os.environ.get(SELECT) or None,
@@ -81,6 +90,9 @@ def start() -> None:
             echo=os.environ.get(ECHO, "1") == "1",
             rank=rank,
             stream_path=stream,
+            thresholds=json.loads(os.environ.get(THRESHOLDS) or "{}"),
+            metrics_path=os.path.join(session_dir, f"metrics-{os.getpid()}.jsonl") if os.environ.get(METRICS) == "1" else None,
+            tensorboard_dir=tensorboard,
         )
         install(config)
     except Exception as error:  # the user's run goes on unguarded rather than not at all

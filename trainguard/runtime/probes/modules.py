@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
 
 _MAX_OUTPUTS = 8
+_MAX_INPUTS = 4
 
 
 class RootModule:
@@ -254,6 +255,7 @@ class ModuleProbe:
                 step=self.session.step,
                 location=user_location(),
                 reach=reach,
+                inputs=[weakref.ref(a) for a in args[:_MAX_INPUTS] if isinstance(a, torch.Tensor) and a.is_floating_point()],
             )
             self.session.window.forwards.append(call)
             self.session.emit("forward", call)

@@ -1,0 +1,102 @@
+"""The metrics stream: one JSON line per measured optimizer step and per evaluation, and the same
+numbers as TensorBoard scalars when a folder is given and tensorboard is installed."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from trainguard.runtime.events import Evaluated, StepEnd, StepMeasured
+
+if TYPE_CHECKING:
+    from trainguard.runtime.session import GuardSession
+
+# The update-to-weight ratio is computed over at most this many parameter tensors (the largest):
+# it needs a copy of them from before the step.
+UPDATE_RATIO_TENSORS = 32
+
+
+def _number(value: float | None) -> float | str | None:
+    """JSON has no NaN/Inf: write them as strings."""
+    if value is None or math.isfinite(value):
+        return value
+    return str(value)
+
+
+class MetricsStream:
+    """Session component writing `measured` / `evaluated` events as JSON lines (+ TensorBoard)."""
+
+    def __init__(self, session: GuardSession, path: str | None, tensorboard_dir: str | None) -> None:
+        self.session = session
+        self._file = open(path, "a", encoding="utf-8") if path else None
+        self._tensorboard = _tensorboard_writer(tensorboard_dir) if tensorboard_dir else None
+        self._pending: StepMeasured | None = None
+        self._before: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def on_measured(self, event: StepMeasured) -> None:
+        self._pending = event
+        if event.layer_norms is None:
+            return
+        optimizer_params = [p for optimizer in self.session.optimizer_states for group in optimizer.param_groups for p in group["params"]]
+        largest = sorted(optimizer_params, key=lambda p: p.numel(), reverse=True)[:UPDATE_RATIO_TENSORS]
+        self._before = [(p, p.detach().clone()) for p in largest]
+
+    def on_step_end(self, event: StepEnd) -> None:
+        measured, self._pending = self._pending, None
+        if measured is None:
+            return
+        if self._before:
+            change = sum(float(torch.linalg.vector_norm((p.detach() - old).float())) ** 2 for p, old in self._before)
+            size = sum(float(torch.linalg.vector_norm(old.float())) ** 2 for _, old in self._before)
+            measured.update_ratio = math.sqrt(change / size) if size > 0 else None
+            self._before = []
+        record = {
+            "type": "step",
+            "step": measured.step,
+            "loss": _number(measured.loss),
+            "grad_norm": _number(measured.grad_norm),
+            "update_ratio": measured.update_ratio,
+            "lr": measured.lr,
+            "layer_grad_norms": None if measured.layer_norms is None else {k: _number(v) for k, v in measured.layer_norms.items()},
+        }
+        self._write(record)
+        for name in ("loss", "grad_norm", "update_ratio", "lr"):
+            value = record[name]
+            if isinstance(value, float):
+                self._scalar(f"train/{name}", value, measured.step)
+
+    def on_evaluated(self, event: Evaluated) -> None:
+        self._write({"type": "eval", "evaluation": event.index, "step": event.step, "val_loss": _number(event.loss), "samples": event.samples})
+        if math.isfinite(event.loss):
+            self._scalar("val/loss", event.loss, event.step)
+
+    def on_finish(self, event: None) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._file is not None:
+            record["rank"] = self.session.config.rank
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.add_scalar(tag, value, step)
+
+
+def _tensorboard_writer(folder: str) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        import sys
+
+        sys.stderr.write("trainguard: tensorboard is not installed; the metrics go to the JSON-lines stream only\n")
+        return None
+    return SummaryWriter(folder)
