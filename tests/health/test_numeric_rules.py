@@ -1,0 +1,181 @@
+"""Numeric-health rules (TG107/108/109/306/401/402/503): each must fire on its failure and stay
+silent on healthy runs. The seed's scenarios: a learning rate far too high is reported at the
+first non-finite step (or stopped there with strict); a validation loss rising five evaluations in
+a row is reported at the fifth."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+import trainguard
+from trainguard.demo.digits import make_digits
+
+NUMERIC = "TG107,TG108,TG109,TG306,TG401,TG402,TG503"
+
+
+def digits_run(lr: float, epochs: int, seed: int = 0, *, watch: dict | None = None, poison: bool = False) -> tuple[list, list[float]]:
+    """Train the demo's classifier; returns (findings, per-step training losses)."""
+    torch.manual_seed(seed)
+    data = make_digits(640, seed=seed + 1)
+    if poison:
+        data.tensors[0][100, 3] = float("nan")
+    train = DataLoader(data, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    val = DataLoader(make_digits(256, seed=seed + 100), batch_size=128)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    losses: list[float] = []
+    handle = trainguard.watch(echo=False, **watch) if watch is not None else None
+    try:
+        for _ in range(epochs):
+            model.train()
+            for x, y in train:
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                losses.append(loss.item())
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                for x, y in val:
+                    F.cross_entropy(model(x), y)
+    finally:
+        findings = trainguard.unwatch() if handle is not None else []
+    return findings, losses
+
+
+def codes(findings: list) -> set[str]:
+    return {f.code for f in findings}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_healthy_runs_raise_no_numeric_alarm(seed: int) -> None:
+    findings, losses = digits_run(lr=0.1, epochs=8, seed=seed, watch={"select": NUMERIC})
+    assert losses[-1] < losses[0] / 3  # it really is a healthy run
+    assert findings == [], [(f.code, f.message) for f in findings]
+
+
+def test_learning_rate_too_high_is_reported_at_the_first_non_finite_step() -> None:
+    _, plain_losses = digits_run(lr=1000.0, epochs=2)
+    first_bad = next(i for i, value in enumerate(plain_losses) if not math.isfinite(value))
+    findings, _ = digits_run(lr=1000.0, epochs=2, watch={"select": NUMERIC})
+    (nonfinite,) = [f for f in findings if f.code == "TG306"]
+    assert nonfinite.step == first_bad
+    assert nonfinite.line is not None and nonfinite.path.endswith("test_numeric_rules.py")
+    assert nonfinite.evidence["first_nonfinite_gradient"] is not None
+    assert "TG108" in codes(findings)  # the norm alarm went off before the NaN
+
+
+def test_strict_stops_before_the_non_finite_update() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(8, 4)
+    with trainguard.watch(echo=False, strict=True, select="TG306"):
+        with pytest.raises(trainguard.GuardStop) as stopped:
+            for step in range(3):
+                optimizer.zero_grad()
+                target = torch.full((8, 1), float("inf") if step == 2 else 1.0)
+                F.mse_loss(model(x), target).backward()
+                optimizer.step()
+    assert stopped.value.finding.code == "TG306" and stopped.value.finding.step == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the NaN update never ran
+
+
+def test_non_finite_inputs_are_named_as_the_cause() -> None:
+    findings, _ = digits_run(lr=0.1, epochs=1, watch={"select": NUMERIC}, poison=True)
+    assert {"TG503", "TG306"} <= codes(findings)
+    (inputs,) = [f for f in findings if f.code == "TG503"]
+    assert inputs.evidence["nonfinite_values"] == 1
+
+
+def _validation_sequence(values: list[float], **watch) -> list:
+    """Evaluations whose mean MSE is exactly each value, with a training step between them."""
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    with trainguard.watch(echo=False, select="TG401", **watch) as handle:
+        for value in values:
+            optimizer.zero_grad()
+            F.mse_loss(model(torch.ones(4, 2)), torch.zeros(4, 1)).backward()
+            optimizer.step()
+            with torch.no_grad():
+                F.mse_loss(torch.zeros(4), torch.full((4,), math.sqrt(value)))
+    return handle.findings  # the last evaluation is closed when the guard is removed
+
+
+def test_validation_loss_rising_five_evaluations_is_reported_at_the_fifth() -> None:
+    findings = _validation_sequence([1.0, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4])
+    (divergence,) = findings
+    assert divergence.code == "TG401"
+    assert divergence.evidence["evaluation"] == 7  # the fifth evaluation above the best (0.8)
+    assert divergence.evidence["best"] == pytest.approx(0.8)
+
+
+def test_validation_loss_with_a_new_best_in_time_stays_silent() -> None:
+    assert _validation_sequence([1.0, 0.8, 0.9, 1.0, 1.1, 1.2, 0.7, 0.75, 0.8, 0.9, 0.95]) == []
+
+
+def test_patience_is_configurable() -> None:
+    (finding,) = _validation_sequence([1.0, 1.1, 1.2], thresholds={"val_patience": 2})
+    assert finding.evidence["evaluation"] == 3
+
+
+def test_gradient_spike_far_above_the_running_median() -> None:
+    # Gradient norms are read on sampled steps (every step in the first 20, then adaptively and
+    # at every 50th): a spike that lasts is caught at the first sampled step inside it.
+    torch.manual_seed(0)
+    model = nn.Linear(8, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-7)
+    with trainguard.watch(echo=False, select="TG108", thresholds={"exploding_norm": 1e12}) as handle:
+        for step in range(60):
+            optimizer.zero_grad()
+            scale = 1000.0 if step >= 25 else 1.0
+            F.mse_loss(model(torch.randn(16, 8) * scale), torch.randn(16, 1)).backward()
+            optimizer.step()
+    (spike,) = handle.findings
+    assert 25 <= spike.step <= 50 and "running median" in spike.message
+
+
+def test_nan_gradient_with_a_finite_loss() -> None:
+    weight = nn.Parameter(torch.tensor([1.0, -1.0]))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    with trainguard.watch(echo=False, select=NUMERIC) as handle:
+        output = torch.sqrt(weight * 0.0).sum()  # 0, but d/dw = 0 * 1/(2 sqrt(0)) = NaN
+        F.l1_loss(output, torch.tensor(0.0)).backward()
+        optimizer.step()
+    (nan_gradient,) = handle.findings
+    assert nan_gradient.code == "TG107" and nan_gradient.step == 0
+
+
+def test_vanishing_gradients_in_a_deep_saturated_network() -> None:
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(8):
+        linear = nn.Linear(16, 16)
+        nn.init.normal_(linear.weight, std=0.01)
+        layers += [linear, nn.Sigmoid()]
+    model = nn.Sequential(*layers, nn.Linear(16, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with trainguard.watch(echo=False, select="TG109") as handle:
+        for _ in range(6):
+            optimizer.zero_grad()
+            F.mse_loss(model(torch.randn(32, 16)), torch.randn(32, 1)).backward()
+            optimizer.step()
+    (vanishing,) = handle.findings
+    assert vanishing.step == 4 and "0.weight" in vanishing.evidence["layers"]
+
+
+def test_loss_not_decreasing_with_a_learning_rate_of_zero() -> None:
+    findings, _ = digits_run(lr=0.0, epochs=4, watch={"select": "TG402", "thresholds": {"loss_window": 30}})
+    (stalled,) = findings
+    assert stalled.code == "TG402" and stalled.step == 30
+
+
+def test_unknown_threshold_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown threshold 'explode'"):
+        trainguard.watch(thresholds={"explode": 1})
