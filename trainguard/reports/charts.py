@@ -92,13 +92,16 @@ def render(chart: Chart) -> str:
         x = px(marker.x)
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" stroke="{marker.color}" class="marker"/>')
         parts.append(f'<text x="{x + 3:.1f}" y="{TOP + 12}" fill="{marker.color}" class="marker-label">{escape(marker.label)}</text>')
-    for index, series in enumerate(chart.series):
+    for series in chart.series:
         coords = [(px(x), py(transform(y))) for x, y in series.points if math.isfinite(y) and (y > 0 or not chart.log_y)]
         if len(coords) == 1:
             parts.append(f'<circle cx="{coords[0][0]:.1f}" cy="{coords[0][1]:.1f}" r="3" fill="{series.color}"/>')
         elif coords:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
             parts.append(f'<polyline points="{path}" fill="none" stroke="{series.color}" stroke-width="1.6"/>')
-        parts.append(f'<text x="{WIDTH - RIGHT - 4}" y="{TOP + 14 + 14 * index}" text-anchor="end" fill="{series.color}" class="legend">{escape(series.name)}</text>')
+    legend_x = WIDTH - RIGHT
+    for series in reversed(chart.series):  # legend on the title line, right-aligned, outside the plot
+        parts.append(f'<text x="{legend_x}" y="18" text-anchor="end" fill="{series.color}" class="legend">{escape(series.name)}</text>')
+        legend_x -= 8 + 7 * len(series.name)
     parts.append("</svg>")
     return "".join(parts)

@@ -108,7 +108,7 @@ def render_page(report: dict[str, Any], metrics: list[dict[str, Any]]) -> str:
         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
         f"<title>trainguard report</title><style>{_STYLE}</style></head><body>"
         f"<h1>trainguard report</h1><div class=\"meta\">trainguard {escape(str(report.get('version', '')))} · "
-        f"<code>{escape(command)}</code> · exit status {escape(str(report.get('exit_code', '')))}</div>"
+        f"<code>{escape(command)}</code> · the command exited with status {escape(str(report.get('exit_code', '')))}</div>"
         f'<h2>Findings</h2><div class="summary">{counts}</div>{findings_html}'
         f'<h2>Training curves</h2><div class="charts">{chart_html}</div>{errors_html}'
         "</body></html>\n"

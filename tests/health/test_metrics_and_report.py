@@ -1,0 +1,124 @@
+"""The metrics stream, `run --report/--metrics/--html`, `trainguard report`, and the HTML page as
+a browser renders it (headless Chromium, when installed: `.ci/run` installs it)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.health.test_numeric_rules import digits_run
+
+SCRIPT = textwrap.dedent("""\
+    import sys
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.utils.data import DataLoader
+    from trainguard.demo.digits import make_digits
+
+    torch.manual_seed(0)
+    train = DataLoader(make_digits(512, seed=1), batch_size=64, shuffle=True)
+    val = DataLoader(make_digits(128, seed=2), batch_size=64)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=float(sys.argv[1]), momentum=0.9)
+    for epoch in range(3):
+        model.train()
+        for x, y in train:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            for x, y in val:
+                F.cross_entropy(model(x), y)
+""")
+
+
+def test_metrics_stream_records_steps_and_evaluations(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    digits_run(lr=0.1, epochs=2, watch={"metrics": str(metrics)})
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    steps = [r for r in records if r["type"] == "step"]
+    evals = [r for r in records if r["type"] == "eval"]
+    assert [r["step"] for r in steps[:20]] == list(range(20))  # every step of the first 20
+    first = steps[0]
+    assert first["loss"] > 2.0 and first["grad_norm"] > 0 and first["lr"] == 0.1
+    assert 0 < first["update_ratio"] < 1
+    assert set(first["layer_grad_norms"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert [e["evaluation"] for e in evals] == [1, 2] and evals[1]["val_loss"] < evals[0]["val_loss"]
+    assert evals[0]["samples"] == 256 and evals[0]["step"] == 10
+
+
+def test_tensorboard_scalars(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    digits_run(lr=0.1, epochs=1, watch={"tensorboard": str(tmp_path)})
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert {"train/loss", "train/grad_norm", "train/lr", "val/loss"} <= set(events.Tags()["scalars"])
+    assert len(events.Scalars("train/loss")) >= 10
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "trainguard", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def diverging_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("run")
+    (folder / "train.py").write_text(SCRIPT)
+    result = run_cli("run", "--report", "out/run.json", "--html", "out/run.html", "--", sys.executable, "train.py", "1000", cwd=folder)
+    assert result.returncode == 1, result.stderr
+    return folder / "out"
+
+
+def test_run_writes_report_metrics_and_html(diverging_run: Path) -> None:
+    report = json.loads((diverging_run / "run.json").read_text())
+    assert report["metrics"] == "run.metrics.jsonl"
+    assert {"TG306", "TG108"} <= {f["code"] for f in report["findings"]}
+    records = [json.loads(line) for line in (diverging_run / "run.metrics.jsonl").read_text().splitlines()]
+    assert any(r["type"] == "step" and r["loss"] == "nan" for r in records)
+    page = (diverging_run / "run.html").read_text()
+    assert page.count("<svg") == 4 and "TG306 non-finite-loss" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", page)  # nothing from the network
+
+
+def test_report_command_rebuilds_the_same_page(diverging_run: Path) -> None:
+    result = run_cli("report", "run.json", "--html", "again.html", cwd=diverging_run)
+    assert result.returncode == 0, result.stderr
+    assert (diverging_run / "again.html").read_text() == (diverging_run / "run.html").read_text()
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"tool": "other"}'])
+def test_report_command_rejects_what_is_not_a_report(tmp_path: Path, content: str | None) -> None:
+    if content is not None:
+        (tmp_path / "r.json").write_text(content)
+    result = run_cli("report", "r.json", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("trainguard report: ")
+
+
+def test_html_renders_in_headless_chromium(diverging_run: Path, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    page = (diverging_run / "run.html").resolve().as_uri()
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    assert "TG306 non-finite-loss" in dom and "TG108 exploding-gradients" in dom
+    assert dom.count("<polyline") >= 3  # the curves were laid out as drawn lines
+    shot = tmp_path / "page.png"
+    subprocess.run([chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
