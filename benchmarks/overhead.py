@@ -6,7 +6,8 @@ Each round trains a fresh copy of the model for STEPS optimizer steps twice, onc
 under `trainguard.watch()`, in alternating order; the ratio is the median over rounds of the
 per-round ratios. A guarded run observes its first 20 steps in full (global module hooks) and
 then one step in 50, so the figure for STEPS=200 includes 24 detailed windows; "detailed" is the
-same ratio over the first 20 steps alone (the worst case).
+same ratio over the first 20 steps alone (the worst case). "+ metrics" is the guard with the
+metrics stream written to a file (`watch(metrics=...)`, `run --metrics`).
 
 Times are the process's CPU time with one intra-op thread (`--threads 1`, the default): on a
 shared 2-core machine wall-clock ratios move by several percent with the neighbours' load, CPU
@@ -16,7 +17,9 @@ time much less. `--clock wall` measures wall-clock time instead.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
 from typing import Callable
 
@@ -79,24 +82,31 @@ def train(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor
     return times
 
 
-def measure(make: Callable, rounds: int, steps: int) -> dict[str, float]:
+MODES = ("plain", "guarded", "metrics")
+
+
+def run_mode(mode: str, make: Callable, steps: int, seed: int, metrics_file: str) -> list[float]:
+    torch.manual_seed(seed)
+    model, batch = make()
+    if mode == "plain":
+        return train(model, batch, steps)
+    with trainguard.watch(echo=False, metrics=metrics_file if mode == "metrics" else None):
+        return train(model, batch, steps)
+
+
+def measure(make: Callable, rounds: int, steps: int, metrics_file: str) -> dict[str, float]:
     train(*make(), steps=20)  # warm-up: allocator, kernels
-    whole, detailed, plain_ms = [], [], []
+    ratios: dict[str, list[float]] = {"guarded": [], "metrics": [], "detailed": []}
+    plain_ms = []
     for index in range(rounds):
-        results = {}
-        for guarded in ((False, True) if index % 2 == 0 else (True, False)):
-            torch.manual_seed(index)
-            model, batch = make()
-            if guarded:
-                with trainguard.watch(echo=False):
-                    results[guarded] = train(model, batch, steps)
-            else:
-                results[guarded] = train(model, batch, steps)
-        plain, guard = results[False], results[True]
-        whole.append(sum(guard[1:]) / sum(plain[1:]))
-        detailed.append(statistics.median(guard[1:20]) / statistics.median(plain[1:20]))
+        order = MODES if index % 2 == 0 else tuple(reversed(MODES))
+        times = {mode: run_mode(mode, make, steps, index, metrics_file) for mode in order}
+        plain = times["plain"]
+        for mode in ("guarded", "metrics"):
+            ratios[mode].append(sum(times[mode][1:]) / sum(plain[1:]))
+        ratios["detailed"].append(statistics.median(times["guarded"][1:20]) / statistics.median(plain[1:20]))
         plain_ms.append(statistics.median(plain) * 1e3)
-    return {"plain_ms": statistics.median(plain_ms), "ratio": statistics.median(whole), "detailed": statistics.median(detailed)}
+    return {"plain_ms": statistics.median(plain_ms), **{name: statistics.median(values) for name, values in ratios.items()}}
 
 
 def main() -> None:
@@ -110,10 +120,12 @@ def main() -> None:
     clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.clock} time, {args.rounds} rounds x {args.steps} steps")
-    print(f"{'model':<14}{'plain ms/step':>14}{'guarded/plain':>15}{'first 20 steps':>16}")
-    for name, make in (("mlp (1 ms)", mlp), ("small cnn", cnn), ("tiny transformer", transformer)):
-        result = measure(make, args.rounds, args.steps)
-        print(f"{name:<14}{result['plain_ms']:>14.2f}{result['ratio']:>14.3f}x{result['detailed']:>15.3f}x")
+    print(f"{'model':<18}{'plain ms/step':>14}{'guarded/plain':>15}{'+ metrics':>11}{'first 20 steps':>16}")
+    with tempfile.TemporaryDirectory() as folder:
+        metrics_file = os.path.join(folder, "metrics.jsonl")
+        for name, make in (("mlp (1 ms)", mlp), ("small cnn", cnn), ("tiny transformer", transformer)):
+            r = measure(make, args.rounds, args.steps, metrics_file)
+            print(f"{name:<18}{r['plain_ms']:>14.2f}{r['guarded']:>14.3f}x{r['metrics']:>10.3f}x{r['detailed']:>15.3f}x")
 
 
 if __name__ == "__main__":
