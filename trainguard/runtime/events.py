@@ -83,15 +83,6 @@ class BackwardCall:
 
 
 @dataclass(slots=True)
-class GradAccumulated:
-    """The first gradient accumulated into an optimizer's sample parameter after a step."""
-
-    state: OptimizerState
-    # False when `.grad` was not cleared since the previous step (same tensor, untouched).
-    cleared: bool
-
-
-@dataclass(slots=True)
 class StepStart:
     """`optimizer.step()` is about to run; `index` is its 0-based step number."""
 
@@ -177,7 +168,6 @@ EVENT_NAMES = (
     "hidden_module",
     "loss",
     "backward",
-    "grad_accumulated",
     "step_start",
     "step_end",
     "clip",

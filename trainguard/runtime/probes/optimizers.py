@@ -2,11 +2,13 @@
 every optimizer made (so that "is this parameter in any optimizer" can be answered).
 
 Whether `.grad` was cleared between two steps is inferred without a zero_grad hook (PyTorch has
-none): one sample parameter per optimizer carries a post-accumulate-grad hook, and at its first
-accumulation after a step the gradient is compared with the one the step left behind. Cleared
-means replaced (set_to_none, `p.grad = None`) or modified in place before the accumulation
-(`zero_()`); not cleared means the same tensor whose version advanced by exactly this one
-accumulation.
+none): one sample parameter per optimizer carries a post-accumulate-grad hook, and each
+accumulation is compared with the gradient seen last (the one the previous step left behind, then
+the one the previous accumulation produced). The chain is unbroken when it is the same tensor and
+its version advanced by exactly this accumulation; it breaks when the gradient was replaced
+(set_to_none, `p.grad = None`) or changed in place in between (`zero_()`). The gradients were
+cleared in a window if the chain broke anywhere in it: a GAN's generator step may add gradients to
+the discriminator that its `zero_grad()` then clears before the discriminator's own backward.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
-from trainguard.runtime.events import GradAccumulated, StepEnd, StepStart
+from trainguard.runtime.events import StepEnd, StepStart
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
@@ -38,12 +40,17 @@ class OptimizerState:
     # Step attempts, including those GradScaler skipped on inf/NaN gradients.
     attempts: int = 0
     accumulations: int = 0
-    # Whether `.grad` was cleared before this window's first accumulation (None: not seen yet).
+    # Whether `.grad` was cleared since the last step (None: no accumulation seen yet).
     cleared: bool | None = None
     sample: weakref.ref | None = None
     sample_handle: RemovableHandle | None = None
-    grad_left: weakref.ref | None = None
+    # The sample's gradient as last seen (at the last step's end or the last accumulation).
+    grad_seen: weakref.ref | None = None
     grad_version: int = -1
+
+    def remember(self, grad: torch.Tensor | None) -> None:
+        self.grad_seen = None if grad is None else weakref.ref(grad)
+        self.grad_version = -1 if grad is None else grad._version
     param_ids: set[int] = field(default_factory=set)
 
     def refresh_params(self, optimizer: Optimizer) -> None:
@@ -119,9 +126,7 @@ class OptimizerProbe:
             index = state.steps
             state.steps += 1
             sample = state.sample() if state.sample is not None else None
-            grad = None if sample is None else sample.grad
-            state.grad_left = None if grad is None else weakref.ref(grad)
-            state.grad_version = -1 if grad is None else grad._version
+            state.remember(None if sample is None else sample.grad)
             state.accumulations = 0
             state.cleared = None
             self.session.emit("step_end", StepEnd(optimizer, state, index))
@@ -143,15 +148,10 @@ class OptimizerProbe:
 
         def accumulated(param: torch.Tensor) -> None:
             try:
-                if state.accumulations == 0:
-                    grad = param.grad
-                    stale = (
-                        state.grad_left is not None
-                        and state.grad_left() is grad
-                        and grad._version == state.grad_version + 1
-                    )
-                    state.cleared = not stale
-                    session.emit("grad_accumulated", GradAccumulated(state, not stale), may_stop=False)
+                grad = param.grad
+                unbroken = state.grad_seen is not None and state.grad_seen() is grad and grad._version == state.grad_version + 1
+                state.cleared = bool(state.cleared) or not unbroken
+                state.remember(grad)
                 state.accumulations += 1
             except Exception as error:
                 session.internal_error("optimizer probe", error)
