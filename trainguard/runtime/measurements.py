@@ -32,19 +32,21 @@ COST_BUDGET = 0.005  # fraction of the step time that measuring may take
 
 @dataclass
 class _Sum:
-    """A running sum kept on the loss's device (adding costs no synchronisation)."""
+    """A running sum of loss values: a Python float for CPU losses (a read is free there), a
+    tensor on the loss's device otherwise (adding costs no synchronisation; read when sampled)."""
 
-    total: torch.Tensor | None = None
+    total: float | torch.Tensor | None = None
     count: int = 0
     location: Location | None = None
 
     def add(self, value: torch.Tensor, weight: int, location: Location) -> None:
-        value = value.detach().float() * weight
-        self.total = value if self.total is None else self.total + value
+        value = value.detach()
+        term = value.item() * weight if value.device.type == "cpu" else value.float() * weight
+        self.total = term if self.total is None else self.total + term
         self.count += weight
         self.location = location
 
-    def take(self) -> tuple[torch.Tensor | None, int, Location | None]:
+    def take(self) -> tuple[float | torch.Tensor | None, int, Location | None]:
         taken = (self.total, self.count, self.location)
         self.total, self.count, self.location = None, 0, None
         return taken
@@ -79,8 +81,8 @@ class Measurements:
         total, count, location = self._train.take()
         sampled = event.index % self.every == 0 or self.session.detailed
         loss = None
-        if total is not None and (sampled or total.device.type == "cpu"):
-            loss = total.item() / count
+        if total is not None and (sampled or not isinstance(total, torch.Tensor)):
+            loss = float(total) / count
         norms = sizes = None
         grad_norm = None
         if sampled:
@@ -104,7 +106,7 @@ class Measurements:
         if total is None or count == 0:
             return
         self._evaluations += 1
-        value = total.item() / count
+        value = float(total) / count
         self.session.emit("evaluated", Evaluated(self._evaluations, self.session.step, value, count, location or Location(None, None)))
 
     def _gradient_norms(self, optimizer: torch.optim.Optimizer) -> tuple[dict[str, float], dict[str, int]]:

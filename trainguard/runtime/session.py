@@ -129,10 +129,6 @@ class GuardSession:
                     self.internal_error(f"uninstall {type(probe).__name__}", error)
             self._stream_all()
 
-    def wants(self, event: str) -> bool:
-        """Whether any selected detector subscribes to `event` (probes skip work otherwise)."""
-        return bool(self._handlers.get(event))
-
     # -- events ----------------------------------------------------------------------------
     def emit(self, name: str, event: Any, may_stop: bool = True) -> None:
         for handler in self._handlers[name]:

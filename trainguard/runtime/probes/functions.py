@@ -116,14 +116,14 @@ class FunctionProbe:
             tensor = tensors[0]
         via_scaler = False
         if tensor is not None:
-            for scaled_ref, loss_ref in self._scaled:
+            for scaled_ref, loss_ref in reversed(self._scaled):  # most recent first
                 if scaled_ref() is tensor:
                     tensor, via_scaler = loss_ref(), True
                     self.scaled_backward = True
                     break
         raw_loss = None
         if tensor is not None:
-            for loss_ref, name, reduction in self._losses:
+            for loss_ref, name, reduction in reversed(self._losses):
                 if loss_ref() is tensor:
                     raw_loss = (name, reduction)
                     break
