@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 
 
 class ReachFlag:
-    """Set when a backward pass reaches a forward output's graph (a grad_fn pre-hook fires)."""
+    """Set when a backward pass reaches a forward output's graph (a grad_fn pre-hook fires).
 
-    __slots__ = ("reached",)
+    The graph's nodes hold the flag as their hook, so a weak reference to it is alive exactly as
+    long as that graph is (which TG204 uses).
+    """
+
+    __slots__ = ("reached", "__weakref__")
 
     def __init__(self) -> None:
         self.reached = False

@@ -1,47 +1,73 @@
-"""TG204 graph-retained: loss tensors (with their graphs) kept alive across steps."""
+"""TG204 graph-retained: autograd graphs of earlier steps kept alive (losses or outputs in a list,
+`total_loss += loss`), so memory grows every step.
+
+A graph is followed through its output node, not the tensor: a pre-hook object registered on the
+node of each loss (and each model output) is held by that node only, so a weak reference to it is
+alive exactly as long as the graph is — whether the tensor itself is kept (`losses.append(loss)`)
+or only a tensor computed from it (`total_loss += loss`).
+"""
 
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 from trainguard.runtime.callsite import Location
 from trainguard.runtime.detectors import Detector
-from trainguard.runtime.events import LossCall, StepStart
+from trainguard.runtime.events import ForwardCall, LossCall, ReachFlag, StepStart
 
 _MAX_TRACKED = 4096
-# A loss still alive two steps after it was made, for losses of at least two different steps:
-# keeping the last loss (`last = loss`) or the best one is fine, a growing list is not.
+# Alive two steps after it was built, for graphs of at least two different steps: keeping the
+# last loss (`last = loss`) or the best one is fine, a growing list or a running sum is not.
 _AGE = 2
 _DISTINCT_STEPS = 2
 
 
+class _GraphAlive:
+    """Hook object on a loss's grad_fn; does nothing when called."""
+
+    __slots__ = ("__weakref__",)
+
+    def __call__(self, grad_outputs: Any) -> None:
+        return None
+
+
 class GraphRetained(Detector):
     code = "TG204"
-    fix = "keep numbers, not tensors: losses.append(loss.item()) (or loss.detach()) instead of losses.append(loss)"
+    fix = "keep numbers, not tensors: losses.append(loss.item()), total += loss.item(), outputs.append(out.detach())"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)
-        self._live: list[tuple[weakref.ref, int, Location]] = []
+        self._graphs: list[tuple[weakref.ref, int, Location, str]] = []
         self._done = False
 
     def on_loss(self, event: LossCall) -> None:
-        if not self._done and event.output.grad_fn is not None and len(self._live) < _MAX_TRACKED:
-            self._live.append((weakref.ref(event.output), self.session.step, event.location))
+        node = event.output.grad_fn
+        if self._done or node is None or len(self._graphs) >= _MAX_TRACKED:
+            return
+        alive = _GraphAlive()
+        node.register_prehook(alive)
+        self._graphs.append((weakref.ref(alive), self.session.step, event.location, "loss"))
+
+    def on_forward(self, event: ForwardCall) -> None:
+        if not self._done and event.reach is not None and len(self._graphs) < _MAX_TRACKED:
+            self._graphs.append((weakref.ref(event.reach), event.step, event.location, "model output"))
 
     def on_step_start(self, event: StepStart) -> None:
         if self._done:
             return
-        self._live = [entry for entry in self._live if entry[0]() is not None]
-        old = [entry for entry in self._live if entry[1] <= self.session.step - _AGE]
-        if len({step for _, step, _ in old}) < _DISTINCT_STEPS:
+        self._graphs = [entry for entry in self._graphs if entry[0]() is not None]
+        old = [entry for entry in self._graphs if entry[1] <= self.session.step - _AGE]
+        steps = sorted({step for _, step, _, _ in old})
+        if len(steps) < _DISTINCT_STEPS:
             return
         self._done = True
-        _, first_step, location = old[0]
+        _, first_step, location, kind = old[0]
         self.report(
-            f"{len(old)} loss tensors from {len({s for _, s, _ in old})} earlier steps are still alive, "
-            f"each holding its autograd graph: memory grows every step",
+            f"the autograd graphs of {len(old)} {kind} tensors from {len(steps)} earlier steps are still "
+            f"alive (kept in a list or summed into a tensor): memory grows every step",
             location,
-            evidence={"live_loss_tensors": len(old), "oldest_step": first_step},
+            evidence={"graphs_alive": len(old), "oldest_step": first_step, "kind": kind},
             step=event.index,
         )
-        self._live = []
+        self._graphs = []
