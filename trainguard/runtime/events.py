@@ -98,9 +98,12 @@ class StepStart:
 
 @dataclass(slots=True)
 class StepEnd:
+    """`optimizer.step()` returned; `location` is the same call site as its StepStart."""
+
     optimizer: Optimizer
     state: OptimizerState
     index: int
+    location: Location
 
 
 @dataclass(slots=True)
@@ -134,6 +137,16 @@ class LoaderBatch:
 
     loader: torch.utils.data.DataLoader
     location: Location
+
+
+@dataclass(slots=True)
+class LoaderIterated:
+    """A new pass over a DataLoader began (`for batch in loader`, usually an epoch)."""
+
+    loader: torch.utils.data.DataLoader
+    location: Location
+    # Batches drawn in this loader's previous pass (None for its first).
+    previous_batches: int | None
 
 
 @dataclass(slots=True)
@@ -178,6 +191,7 @@ EVENT_NAMES = (
     "scheduler_step",
     "torch_load",
     "loader_batch",
+    "loader_iter",
     "measured",
     "evaluated",
     "finish",

@@ -24,6 +24,10 @@ class Thresholds:
     min_improvement: float = 0.01
     # TG401: this many consecutive evaluations without a new best validation loss.
     val_patience: int = 5
+    # TG801: compare parameters across ranks after steps 0 and 9, then every this many steps;
+    # rank 0 waits at most `desync_timeout` seconds for the other ranks' checksums.
+    desync_every: int = 50
+    desync_timeout: float = 5.0
 
     @classmethod
     def build(cls, values: Mapping[str, Any] | None = None) -> Thresholds:

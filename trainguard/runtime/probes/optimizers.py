@@ -24,7 +24,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
-from trainguard.runtime.callsite import user_location
+from trainguard.runtime.callsite import UNKNOWN, Location, user_location
 from trainguard.runtime.events import StepEnd, StepStart
 from trainguard.runtime.probes import Patches
 
@@ -52,6 +52,7 @@ class OptimizerState:
         self.grad_seen = None if grad is None else weakref.ref(grad)
         self.grad_version = -1 if grad is None else grad._version
     param_ids: set[int] = field(default_factory=set)
+    step_location: Location = UNKNOWN
 
     def refresh_params(self, optimizer: Optimizer) -> None:
         self.param_ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -113,6 +114,7 @@ class OptimizerProbe:
             if state.sample is None:
                 self._choose_sample(optimizer, state)
             event = StepStart(optimizer, state, state.steps, user_location())
+            state.step_location = event.location
         except Exception as error:
             self.session.internal_error("optimizer probe", error)
             return
@@ -129,7 +131,7 @@ class OptimizerProbe:
             state.remember(None if sample is None else sample.grad)
             state.accumulations = 0
             state.cleared = None
-            self.session.emit("step_end", StepEnd(optimizer, state, index))
+            self.session.emit("step_end", StepEnd(optimizer, state, index, state.step_location))
             self.session.step_finished(index)
         except Exception as error:
             self.session.internal_error("optimizer probe", error)
