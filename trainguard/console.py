@@ -42,12 +42,18 @@ def _evidence_text(evidence: dict[str, Any]) -> str:
     return ", ".join(f"{key}={json.dumps(value, default=str)}" for key, value in shown.items())
 
 
-def format_finding(finding: Finding) -> Text:
-    """One finding as a few lines: place, code, slug, message; then evidence and fix."""
+def _head(finding: Finding) -> Text:
+    """`path:line CODE slug`, the start of every way a finding is shown."""
     text = Text()
     text.append(_place(finding), style="bold")
     text.append(" ")
     text.append(f"{finding.code} {finding.rule}", style=_STYLE[finding.severity])
+    return text
+
+
+def format_finding(finding: Finding) -> Text:
+    """One finding as a few lines: place, code, slug, message; then evidence and fix."""
+    text = _head(finding)
     text.append(f" [{finding.severity.value}]{_when(finding)}\n")
     text.append(f"  {finding.message}\n")
     evidence = _evidence_text(finding.evidence)
@@ -62,10 +68,7 @@ def format_finding(finding: Finding) -> Text:
 
 def format_finding_line(finding: Finding) -> Text:
     """One finding on one line, for summaries: place, code, slug, when, message."""
-    text = Text()
-    text.append(_place(finding), style="bold")
-    text.append(" ")
-    text.append(f"{finding.code} {finding.rule}", style=_STYLE[finding.severity])
+    text = _head(finding)
     text.append(f"{_when(finding)}: {finding.message}")
     return text
 
