@@ -44,5 +44,5 @@ def run_rules(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"code": rule.code, "slug": rule.slug, "severity": rule.severity.value, "where": rule.where, "summary": rule.summary, "docs": rule.docs()}, indent=2))
     else:
-        console.print(Markdown(rule.docs()))
+        console.print(Markdown(rule.docs()), soft_wrap=False)  # soft wrap would crop list items
     return 0
