@@ -53,4 +53,5 @@ for epoch in range(3):
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
-dist.destroy_process_group()
+# No dist.destroy_process_group(): with gloo on torch 2.13 it aborts one run in four at exit
+# ("terminate called without an active exception"), with or without the guard.

@@ -16,7 +16,7 @@ TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
 def guarded_ddp(tmp_path: Path, *flags: str) -> tuple[int, list[dict], str]:
     report = tmp_path / "report.json"
-    command = [sys.executable, "-m", "trainguard", "run", "--report", str(report), "--", TORCHRUN, "--nproc_per_node=2", str(SCRIPT), *flags]
+    command = [sys.executable, "-m", "trainguard", "run", "--report", str(report), "--", TORCHRUN, "--standalone", "--nproc_per_node=2", str(SCRIPT), *flags]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     findings = json.loads(report.read_text())["findings"] if report.exists() else []
     return result.returncode, findings, result.stderr
