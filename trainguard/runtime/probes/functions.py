@@ -7,6 +7,7 @@ Loss modules (nn.CrossEntropyLoss, ...) call the functional losses, so patching
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
@@ -208,11 +209,21 @@ class FunctionProbe:
         return step
 
     def _scheduler_stepped(self, scheduler: Any) -> None:
-        state = self.session.optimizer_states.get(scheduler.optimizer)
+        state = self._optimizer_state(scheduler.optimizer)
         attempts = 0 if state is None else state.attempts
         stepped = attempts > self._scheduler_seen.get(scheduler, 0)
         self._scheduler_seen[scheduler] = attempts
         self.session.emit("scheduler_step", SchedulerStep(scheduler, stepped, user_location()))
+
+    def _optimizer_state(self, optimizer: Any) -> Any:
+        # Wrappers (accelerate's AcceleratedOptimizer, Lightning's) hold the real optimizer in
+        # `.optimizer`; follow the chain to the one the guard counts steps of.
+        for _ in range(4):
+            state = self.session.optimizer_states.get(optimizer)
+            if state is not None or not hasattr(optimizer, "optimizer"):
+                return state
+            optimizer = optimizer.optimizer
+        return None
 
     # -- torch.load ------------------------------------------------------------------------
     def _wrap_load(self, original: Any) -> Any:
@@ -220,7 +231,9 @@ class FunctionProbe:
 
         def load(*args: Any, **kwargs: Any) -> Any:
             weights_only = kwargs.get("weights_only")
-            probe._contained(lambda: probe.session.emit("torch_load", TorchLoad(weights_only, user_location())))
+            # torch's own calls (dist.all_gather_object unpickles what the ranks sent) are not the user's.
+            if not sys._getframe(1).f_globals.get("__name__", "").startswith("torch."):
+                probe._contained(lambda: probe.session.emit("torch_load", TorchLoad(weights_only, user_location())))
             return original(*args, **kwargs)
 
         return load
