@@ -1,0 +1,117 @@
+"""Every rule on realistic scripts: must-flag fixtures (exact code and line) and tricky correct ones."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from trainguard.catalogue import RULES
+from trainguard.lint.engine import lint_source
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FIRE = sorted((FIXTURES / "fire").glob("*.py"))
+SILENT = sorted((FIXTURES / "silent").glob("*.py"))
+EXPECT = re.compile(r"#\s*expect:\s*([A-Z0-9, ]+)")
+
+
+def expected(path: Path) -> set[tuple[str, int]]:
+    """(code, line) pairs from `# expect: TG101` comments."""
+    found = set()
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        match = EXPECT.search(line)
+        if match:
+            found |= {(code.strip(), number) for code in match.group(1).split(",") if code.strip()}
+    return found
+
+
+def findings(path: Path) -> set[tuple[str, int]]:
+    result = lint_source(path.read_text("utf-8"), path.name)
+    assert not result.errors, result.errors
+    return {(finding.code, finding.line) for finding in result.findings}
+
+
+@pytest.mark.parametrize("path", FIRE, ids=[p.stem for p in FIRE])
+def test_fire_fixture_reports_exactly_its_expected_findings(path: Path) -> None:
+    wanted = expected(path)
+    assert wanted, f"{path.name} has no `# expect:` comment"
+    assert findings(path) == wanted
+
+
+@pytest.mark.parametrize("path", SILENT, ids=[p.stem for p in SILENT])
+def test_correct_fixture_stays_silent(path: Path) -> None:
+    assert findings(path) == set()
+
+
+def test_every_static_rule_has_a_fixture_that_fires() -> None:
+    covered = {code for path in FIRE for code, _ in expected(path)}
+    assert {rule.code for rule in RULES if rule.lints} - covered == set()
+
+
+def test_findings_carry_the_catalogue_data_and_a_column() -> None:
+    result = lint_source((FIXTURES / "fire" / "tg101_no_zero_grad.py").read_text(), "train.py")
+    (finding,) = result.findings
+    assert (finding.rule, finding.code, finding.severity.value) == ("stale-gradients", "TG101", "error")
+    assert (finding.path, finding.line, finding.column, finding.step, finding.rank) == ("train.py", 16, 9, None, None)
+    assert finding.fix and finding.evidence["optimizer"] == "optimizer"
+
+
+def test_lowered_severity_for_redundant_log_softmax_and_partial_optimizer() -> None:
+    severities = {
+        (f.code, f.line): f.severity.value
+        for name in ("tg302_softmax_then_view.py", "tg105_only_head_not_frozen.py")
+        for f in lint_source((FIXTURES / "fire" / name).read_text(), name).findings
+    }
+    assert severities == {("TG302", 9): "error", ("TG302", 13): "info", ("TG105", 6): "warning"}
+
+
+SUPPRESSED = """\
+import torch
+model = torch.nn.Linear(2, 2)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for _ in range(3):
+    model(torch.randn(1, 2)).sum().backward()
+    optimizer.step()  # trainguard: ignore[{names}]
+"""
+
+
+@pytest.mark.parametrize("names, silenced", [("TG101", True), ("stale-gradients", True), ("TG1", True), ("TG110, stale-gradients", True), ("TG110", False)])
+def test_suppression_comment_by_code_slug_or_prefix(names: str, silenced: bool) -> None:
+    result = lint_source(SUPPRESSED.format(names=names))
+    assert [f.code for f in result.findings] == ([] if silenced else ["TG101"])
+
+
+def test_suppression_text_inside_a_string_does_not_count() -> None:
+    source = SUPPRESSED.replace("  # trainguard: ignore[{names}]", '; note = "# trainguard: ignore[TG101]"')
+    assert [f.code for f in lint_source(source).findings] == ["TG101"]
+
+
+def test_aliases_of_torch_and_of_the_optimizer_are_followed() -> None:
+    source = """\
+import torch as t
+from torch import optim as o
+net = t.nn.Linear(2, 2)
+sgd = o.SGD(net.parameters(), lr=0.1)
+alias = sgd
+for _ in range(3):
+    net(t.randn(1, 2)).sum().backward()
+    alias.step()
+"""
+    assert [(f.code, f.line) for f in lint_source(source).findings] == [("TG101", 8)]
+
+
+def test_select_and_ignore_apply_to_lint_source() -> None:
+    source = (FIXTURES / "fire" / "tg204_losses_kept.py").read_text()
+    assert lint_source(source, select="TG1").findings == []
+    assert {f.code for f in lint_source(source, ignore="graph-retained").findings} == set()
+
+
+RUNTIME_SILENT = sorted((FIXTURES.parents[1] / "runtime" / "fixtures").glob("silent_*.py"))
+
+
+@pytest.mark.skipif(not RUNTIME_SILENT, reason="the runtime guard's fixtures are not in this checkout")
+@pytest.mark.parametrize("path", RUNTIME_SILENT, ids=[p.stem for p in RUNTIME_SILENT])
+def test_runtime_guards_correct_scripts_stay_silent_under_lint(path: Path) -> None:
+    """The runtime guard's must-stay-silent scripts are correct code: the linter must agree."""
+    assert findings(path) == set()

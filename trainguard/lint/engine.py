@@ -1,0 +1,145 @@
+"""Linting: one file through the interpreter and the rules; many files into one result."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+from functools import lru_cache
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from trainguard.catalogue import RuleSelection
+from trainguard.findings import Finding
+from trainguard.lint.config import LintConfig
+from trainguard.lint.discovery import discover
+from trainguard.lint.interpreter import BudgetExceeded, Interpreter
+from trainguard.lint.reporter import Reporter
+from trainguard.lint.rules import LintRule, load_rules
+from trainguard.lint.script import Script
+from trainguard.lint.source import ParseFailure, parse_bytes, read_source
+from trainguard.lint.suppression import find_suppressions
+
+# Files that import none of these and never call backward() and step() cannot hold a training
+# loop worth checking; parsing them still reports syntax errors, but the analysis is skipped
+# (most files of a large tree).
+ECOSYSTEM = ("torch", "lightning", "pytorch_lightning", "transformers", "accelerate", "timm", "torchvision", "deepspeed")
+TRACE_BUDGET = 3_000
+
+
+@dataclass
+class LintResult:
+    """What a lint run found: findings, files that could not be linted, and how many files it read."""
+
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[ParseFailure] = field(default_factory=list)
+    files: int = 0
+
+
+def analyze(script: Script, reporter: Reporter, rule_classes: Iterable[type[LintRule]], budget: int) -> None:
+    """Run every rule over every trace of the script: the module as a program, then each function
+    and method on its own (they may be called from elsewhere)."""
+    classes = [cls for cls in rule_classes if any(code in reporter.enabled for code in cls.codes)]
+    if not classes:
+        return
+    for cls in classes:
+        check = getattr(cls, "check_script", None)
+        if check is not None:
+            check(cls(reporter), script)
+    entries: list[tuple[ast.AST | None, str | None]] = [(None, None)]
+    for node in script.all_classes:
+        entries += [(item, node.name) for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    methods = {id(function) for function, _ in entries}
+    entries += [(node, None) for node in script.all_functions if id(node) not in methods]
+    for function, class_name in entries:
+        if budget <= 0:
+            return
+        rules = [cls(reporter) for cls in classes]
+        interpreter = Interpreter(script, rules, budget=min(budget, TRACE_BUDGET))
+        try:
+            if function is None:
+                interpreter.run_module()
+            else:
+                interpreter.run_function(function, class_name)  # type: ignore[arg-type]
+        except (BudgetExceeded, RecursionError):
+            continue  # what was reported holds; the rest of this trace stays unseen
+        finally:
+            budget -= min(budget, TRACE_BUDGET) - max(interpreter.budget, 0)
+        for rule in rules:
+            end = getattr(rule, "end_trace", None)
+            if end is not None:
+                end(interpreter)
+
+
+def lint_source(
+    source: str | bytes, path: str = "<string>", select: str | None = None, ignore: str | None = None, budget: int | None = None
+) -> LintResult:
+    """Lint one file's text (the API behind `trainguard lint`, handy in tests and editors)."""
+    data = source.encode("utf-8") if isinstance(source, str) else source
+    parsed = parse_bytes(data, path)
+    result = LintResult(files=1)
+    if isinstance(parsed, ParseFailure):
+        result.errors.append(parsed)
+        return result
+    enabled = RuleSelection.build(select, ignore).codes
+    result.findings = _lint_parsed(parsed.source, parsed.tree, path, enabled, budget or LintConfig().analysis_budget)
+    return result
+
+
+@lru_cache(maxsize=1)
+def _rule_classes() -> tuple[type[LintRule], ...]:
+    return tuple(load_rules())
+
+
+def _lint_parsed(source: str, tree: ast.Module, path: str, enabled: frozenset[str], budget: int) -> list[Finding]:
+    if "torch" not in source and not (".backward(" in source and ".step(" in source):
+        return []
+    script = Script(path, source, tree)
+    if not any(name.split(".")[0] in ECOSYSTEM for name in script.imports.names.values()) and ".backward(" not in source:
+        return []
+    reporter = Reporter(path, enabled, find_suppressions(source))
+    analyze(script, reporter, _rule_classes(), budget)
+    return reporter.findings
+
+
+def lint_paths(paths: Iterable[Path], config: LintConfig) -> LintResult:
+    """Lint files and folders with a configuration; problems with single files never stop the run."""
+    result = LintResult()
+    selection = RuleSelection.build(list(config.select) or None, list(config.ignore)).codes
+    for path in discover(paths, config.exclude, config.root):
+        shown = _display(path)
+        result.files += 1
+        parsed = read_source(path, shown, config.max_file_size_kb * 1024)
+        if isinstance(parsed, ParseFailure):
+            result.errors.append(parsed)
+            continue
+        enabled = selection - _per_file_ignored(path, config)
+        try:
+            result.findings += _lint_parsed(parsed.source, parsed.tree, shown, enabled, config.analysis_budget)
+        except Exception as error:  # a bug of ours must not hide the other files' results
+            result.errors.append(ParseFailure(shown, f"internal error in trainguard lint ({type(error).__name__}: {error}); please report it"))
+    return result
+
+
+def _per_file_ignored(path: Path, config: LintConfig) -> frozenset[str]:
+    if not config.per_file_ignores:
+        return frozenset()
+    resolved = path.resolve()
+    try:
+        relative = resolved.relative_to(config.root.resolve()).as_posix()
+    except ValueError:
+        relative = resolved.as_posix()
+    ignored: set[str] = set()
+    for pattern, names in config.per_file_ignores.items():
+        if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(path.name, pattern):
+            ignored |= RuleSelection.build(list(names), None).codes
+    return frozenset(ignored)
+
+
+def _display(path: Path) -> str:
+    """Paths as the user will click them: relative to the working folder when below it."""
+    try:
+        return Path(os.path.relpath(path)).as_posix() if not str(os.path.relpath(path)).startswith("..") else path.as_posix()
+    except ValueError:  # another drive on Windows
+        return path.as_posix()

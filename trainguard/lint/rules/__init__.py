@@ -1,0 +1,56 @@
+"""Static rules: one module per rule (or small family), each a `LintRule` subclass.
+
+A rule defines `on_<event>(event, interpreter)` methods for the interpreter's events
+(`trainguard.lint.events`), `end_trace(interpreter)` for conclusions drawn over a whole trace,
+and/or `check_script(script)` for checks of the file's structure. Adding a rule means adding a
+module here and its fixtures; `load_rules` finds it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from trainguard.findings import Severity
+
+if TYPE_CHECKING:
+    from trainguard.lint.reporter import Reporter
+
+
+class LintRule:
+    """Base of the static rules: knows its codes and fixes, and reports through the file's reporter.
+
+    A new instance is made for every trace (entry point) of a file, so instance attributes are
+    per-trace memory; facts that must survive branches and loops belong in the interpreter's state.
+    """
+
+    codes: ClassVar[tuple[str, ...]]
+    fixes: ClassVar[dict[str, str]]
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def report(
+        self,
+        code: str,
+        node: ast.AST,
+        message: str,
+        *,
+        evidence: dict[str, Any] | None = None,
+        severity: Severity | None = None,
+    ) -> None:
+        """One finding at `node`; `severity` may only lower the catalogue's default."""
+        self.reporter.report(code, node, message, self.fixes[code], evidence or {}, severity)
+
+
+def load_rules() -> list[type[LintRule]]:
+    """Every LintRule subclass defined in this package's modules, ordered by first code."""
+    found: list[type[LintRule]] = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, LintRule) and "codes" in vars(value) and value.__module__ == module.__name__:
+                found.append(value)
+    return sorted(found, key=lambda cls: cls.codes[0])

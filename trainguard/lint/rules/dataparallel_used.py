@@ -1,0 +1,25 @@
+"""TG802 dataparallel-used: `nn.DataParallel` instead of DistributedDataParallel."""
+
+from __future__ import annotations
+
+from trainguard.lint import events as ev
+from trainguard.lint.interpreter import Interpreter
+from trainguard.lint.rules import LintRule
+
+DATA_PARALLEL = {"torch.nn.DataParallel", "torch.nn.parallel.DataParallel", "torch.nn.parallel.data_parallel.DataParallel"}
+
+
+class DataParallelUsed(LintRule):
+    """TG802, at the DataParallel call."""
+
+    codes = ("TG802",)
+    fixes = {"TG802": "use torch.nn.parallel.DistributedDataParallel, one process per GPU launched with torchrun"}
+
+    def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
+        if event.qualname in DATA_PARALLEL:
+            self.report(
+                "TG802",
+                event.node,
+                "nn.DataParallel replicates the model and scatters every batch from one process each step: "
+                "slower than DistributedDataParallel even on one machine, and no longer recommended",
+            )

@@ -1,0 +1,67 @@
+"""TG601 fp16-without-grad-scaler and TG602 deprecated-amp-api.
+
+TG601: a model trained (its output reaches backward()) under float16 autocast, or with float16
+parameters (`model.half()`), and no enabled GradScaler: small gradients underflow to zero in
+float16. bfloat16 needs no scaler. A scaler made where the linter cannot see it (GradScaler is
+named in the file but not created in this code path) keeps the rule silent. Reported at the
+optimizer step that follows.
+TG602: `torch.cuda.amp.autocast` / `GradScaler` (and the CPU ones) are deprecated aliases.
+"""
+
+from __future__ import annotations
+
+from trainguard.lint import events as ev
+from trainguard.lint.interpreter import Interpreter
+from trainguard.lint.rules import LintRule
+
+FP16 = frozenset(("float16",))
+DEPRECATED = {
+    "torch.cuda.amp.autocast": 'torch.amp.autocast("cuda", ...)',
+    "torch.cuda.amp.GradScaler": 'torch.amp.GradScaler("cuda", ...)',
+    "torch.cpu.amp.autocast": 'torch.amp.autocast("cpu", ...)',
+    "torch.cpu.amp.GradScaler": 'torch.amp.GradScaler("cpu", ...)',
+    "torch.cuda.amp.custom_fwd": 'torch.amp.custom_fwd(device_type="cuda")',
+    "torch.cuda.amp.custom_bwd": 'torch.amp.custom_bwd(device_type="cuda")',
+}
+
+
+class MixedPrecision(LintRule):
+    """TG601 at the optimizer step after a float16 forward; TG602 at the deprecated call."""
+
+    codes = ("TG601", "TG602")
+    fixes = {
+        "TG601": "use torch.amp.GradScaler('cuda') with float16 autocast (scaler.scale(loss).backward(); scaler.step(opt); scaler.update()), or bfloat16",
+        "TG602": "use torch.amp.autocast(device_type, ...) and torch.amp.GradScaler(device_type)",
+    }
+
+    def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
+        if event.qualname in DEPRECATED:
+            self.report(
+                "TG602",
+                event.node,
+                f"{event.qualname} is deprecated: use {DEPRECATED[event.qualname]}",
+                evidence={"api": event.qualname},
+            )
+
+    def end_trace(self, ctx: Interpreter) -> None:
+        """Report the first optimizer step after a backpropagated float16 forward, if no scaler is enabled."""
+        scalers = [entry.event.thing for entry in ctx.events("created") if entry.event.thing.kind == "scaler"]
+        if any(scaler.facts.get("enabled") is not False for scaler in scalers):
+            return
+        if not scalers and {"GradScaler", "ShardedGradScaler"} & ctx.script.attribute_names:
+            return
+        backpropagated = ctx.backpropagated()
+        fp16_forward = None
+        for entry in ctx.log:
+            float16 = entry.name == "forward" and (entry.event.autocast == FP16 or entry.event.model.facts.get("float16"))
+            if float16 and entry.event.root and entry.event.node in backpropagated:
+                fp16_forward = fp16_forward or entry.event
+            elif entry.name == "optimizer_step" and fp16_forward is not None:
+                self.report(
+                    "TG601",
+                    entry.event.node,
+                    f"the model is trained in float16 (forward at line {fp16_forward.node.lineno}) without an "
+                    f"enabled GradScaler: small gradients underflow to zero",
+                    evidence={"forward_line": fp16_forward.node.lineno},
+                )
+                return

@@ -1,0 +1,71 @@
+"""TG201 eval-mode-missing, TG202 train-mode-missing, TG203 no-grad-missing: forward passes in the wrong mode.
+
+All three read the possibilities recorded at each root forward (a model called from the
+training program, not from inside another module): train/eval mode, grad mode, and whether
+some backward() of the trace used its output. Dropout/BatchNorm must be certainly present for
+TG201/TG202 (a file class building them, `nn.Dropout`, a torchvision ResNet, ...).
+"""
+
+from __future__ import annotations
+
+from trainguard.lint.interpreter import Interpreter
+from trainguard.lint.rules import LintRule
+
+TRAIN, EVAL = frozenset(("train",)), frozenset(("eval",))
+GRAD_ON, GRAD_OFF = frozenset((True,)), frozenset((False,))
+
+
+class ModelModes(LintRule):
+    """TG201/TG202/TG203, at the forward call."""
+
+    codes = ("TG201", "TG202", "TG203")
+    fixes = {
+        "TG201": "call model.eval() before evaluating (and model.train() before training again)",
+        "TG202": "call model.train() at the start of each training epoch (evaluation left the model in eval mode)",
+        "TG203": "wrap evaluation and inference in `with torch.no_grad():` (or torch.inference_mode())",
+    }
+
+    def end_trace(self, ctx: Interpreter) -> None:
+        """Judge every root forward of the trace by its mode, grad mode and use."""
+        backpropagated = ctx.backpropagated()
+        for entry in ctx.events("forward"):
+            forward = entry.event
+            if not forward.root:
+                continue
+            name = forward.model.name
+            mode_dependent = forward.model.facts.get("mode_dependent") is True
+            if forward.grad == GRAD_OFF and forward.mode == TRAIN and mode_dependent:
+                self.report(
+                    "TG201",
+                    forward.node,
+                    f"{name} is evaluated under no_grad while still in train mode: its Dropout/BatchNorm layers "
+                    f"act as in training (random units dropped, batch statistics used and updated)",
+                    evidence={"model": name},
+                )
+            elif forward.mode == EVAL and forward.node in backpropagated and forward.grad != GRAD_OFF and mode_dependent:
+                self.report(
+                    "TG202",
+                    forward.node,
+                    f"{name} is trained while in eval mode: Dropout is off and BatchNorm uses frozen statistics "
+                    f"(an earlier evaluation called eval() and nothing called train() again)",
+                    evidence={"model": name},
+                )
+            elif forward.grad == GRAD_ON and forward.node not in backpropagated and not ctx.script.freezes_parameters:
+                # In train mode the forward must also not reach unseen code, which might backpropagate it.
+                if forward.mode == TRAIN and forward.node in ctx.escaped_origins or forward.mode not in (TRAIN, EVAL):
+                    continue
+                if forward.mode == TRAIN and mode_dependent:
+                    self.report(
+                        "TG201",
+                        forward.node,
+                        f"{name} runs in train mode and nothing backpropagates the result: an evaluation with "
+                        f"Dropout/BatchNorm acting as in training (no model.eval())",
+                        evidence={"model": name},
+                    )
+                self.report(
+                    "TG203",
+                    forward.node,
+                    f"{name} is evaluated with gradients enabled and no backward() uses the result: an autograd "
+                    f"graph is built for nothing (memory and time)",
+                    evidence={"model": name},
+                )

@@ -1,0 +1,144 @@
+"""The static index of one file: its imports, functions, classes and what its modules contain."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from trainguard.lint.names import ImportMap
+from trainguard.lint.vocabulary import FILE_MODELS_BASES, MODE_DEPENDENT_LAYERS, TORCHVISION_MODE_DEPENDENT, torch_nn_class
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@dataclass
+class ClassInfo:
+    """A class of the file: its methods and the qualified names of its bases."""
+
+    node: ast.ClassDef
+    methods: dict[str, FunctionNode] = field(default_factory=dict)
+    base_names: list[str] = field(default_factory=list)
+
+
+class Script:
+    """One parsed file with the indexes the interpreter and rules share."""
+
+    def __init__(self, path: str, source: str, tree: ast.Module) -> None:
+        self.path = path
+        self.source = source
+        self.tree = tree
+        # One walk over the whole tree collects what the rules ask about the file as a whole.
+        imports: list[ast.Import | ast.ImportFrom] = []
+        names: set[str] = set()
+        self.all_functions: list[FunctionNode] = []
+        self.all_classes: list[ast.ClassDef] = []
+        self.freezes_parameters = False
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                names.add(node.attr)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                imports.append(node)
+                names.update((alias.asname or alias.name).rsplit(".", 1)[-1] for alias in node.names)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                self.all_functions.append(node)
+            elif isinstance(node, ast.ClassDef):
+                self.all_classes.append(node)
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets):
+                self.freezes_parameters = True  # `requires_grad = False`: leaving parameters out is deliberate
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_":
+                self.freezes_parameters = True
+        self.attribute_names = frozenset(names)
+        self.imports = ImportMap(imports)
+        self.functions: dict[str, FunctionNode] = {}
+        self.classes: dict[str, ClassInfo] = {}
+        self._generators: dict[int, bool] = {}
+        self._mode_dependent_classes: dict[str, bool] = {}
+        for node in tree.body:
+            self._index(node)
+
+    def _index(self, node: ast.stmt) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self.functions[node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            info = ClassInfo(node, base_names=[self.imports.qualname(b) or getattr(b, "id", "") or "" for b in node.bases])
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    info.methods[item.name] = item
+            self.classes[node.name] = info
+        elif isinstance(node, (ast.If, ast.Try)):
+            # Definitions guarded by `if TYPE_CHECKING` / try-import blocks are still definitions.
+            for child in node.body:
+                self._index(child)
+
+    def find_method(self, class_name: str, method: str) -> FunctionNode | None:
+        """A method of a file class, looked up through file-defined base classes."""
+        seen: set[str] = set()
+        while class_name in self.classes and class_name not in seen:
+            seen.add(class_name)
+            info = self.classes[class_name]
+            if method in info.methods:
+                return info.methods[method]
+            bases = [b.rsplit(".", 1)[-1] for b in info.base_names if b.rsplit(".", 1)[-1] in self.classes]
+            if not bases:
+                return None
+            class_name = bases[0]
+        return None
+
+    def is_module_class(self, class_name: str) -> bool:
+        """A file class deriving (possibly through file classes) from nn.Module or alike."""
+        seen: set[str] = set()
+        pending = [class_name]
+        while pending:
+            name = pending.pop()
+            if name in seen or name not in self.classes:
+                continue
+            seen.add(name)
+            for base in self.classes[name].base_names:
+                short = base.rsplit(".", 1)[-1]
+                if short in FILE_MODELS_BASES and (base.startswith(("torch.", "pytorch_lightning.", "lightning.", "transformers.")) or "." not in base):
+                    return True
+                pending.append(short)
+        return False
+
+    def has_mode_dependent_layers(self, class_name: str) -> bool:
+        """The class (or a file class it builds) certainly contains Dropout/BatchNorm-like layers."""
+        if class_name not in self._mode_dependent_classes:
+            self._mode_dependent_classes[class_name] = self._mode_dependent(class_name, set())
+        return self._mode_dependent_classes[class_name]
+
+    def _mode_dependent(self, class_name: str, seen: set[str]) -> bool:
+        if class_name in seen or class_name not in self.classes:
+            return False
+        seen.add(class_name)
+        info = self.classes[class_name]
+        for node in ast.walk(info.node):
+            if isinstance(node, ast.Call) and self.builds_mode_dependent(node, seen):
+                return True
+        return any(self._mode_dependent(b.rsplit(".", 1)[-1], seen) for b in info.base_names)
+
+    def builds_mode_dependent(self, call: ast.Call, seen: set[str] | None = None) -> bool:
+        """A constructor call that certainly yields Dropout/BatchNorm-like layers (Dropout with p > 0)."""
+        func = call.func
+        qualname = self.imports.qualname(func)
+        if qualname:
+            layer = torch_nn_class(qualname)
+            if layer and layer.startswith(("Dropout", "AlphaDropout", "FeatureAlphaDropout")):
+                p = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "p"), None)
+                return p is None or isinstance(p, ast.Constant) and isinstance(p.value, (int, float)) and p.value > 0
+            if layer and MODE_DEPENDENT_LAYERS.match(layer):
+                return True
+            if qualname.startswith("torchvision.models.") and TORCHVISION_MODE_DEPENDENT.match(qualname.rsplit(".", 1)[-1]):
+                return True
+            return False
+        if isinstance(func, ast.Name) and func.id in self.classes:
+            return self._mode_dependent(func.id, seen if seen is not None else set())
+        return False
+
+    def is_generator(self, function: FunctionNode) -> bool:
+        """The function yields (calling it runs nothing yet)."""
+        key = id(function)
+        if key not in self._generators:
+            self._generators[key] = any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in ast.walk(function))
+        return self._generators[key]
