@@ -1,0 +1,120 @@
+"""`trainguard train` as a user runs it: the embedded task, TOML configs, CSV tables, factories,
+resume, and one clear sentence (exit 2, nothing written) for every configuration mistake."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainguard.cli import main
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def test_the_embedded_task_runs_offline_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = subprocess.run([sys.executable, "-m", "trainguard", "train", "--out", str(out), "--max-steps", "30"],
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "30 optimizer steps" in first.stderr and "no findings" in first.stderr
+    assert {p.name for p in out.iterdir()} == {"checkpoints", "metrics.jsonl", "final.safetensors", "report.json"}
+    assert _report(out)["pipeline"]["steps"] == 30
+
+    assert main(["train", "--out", str(out), "--max-steps", "40", "--resume"]) == 0
+    assert _report(out)["pipeline"]["steps"] == 40
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] >= 30
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("[train]\nepoch = 3\n", "unknown key train.epoch (expected one of: epochs, "),
+    ("[train]\nepochs = \"three\"\n", "train.epochs must be an integer (got 'three')"),
+    ("[train]\nprecision = \"fp8\"\n", "train.precision must be 'fp32' or 'bf16' or 'fp16' (got 'fp8')"),
+    ("[train]\nbatch_size = 0\n", "[train] batch_size must be at least 1 (got 0)"),
+    ("[optimiser]\nlr = 0.1\n", "unknown section [optimiser]"),
+    ("[task]\nkind = \"csv\"\ntrain = \"t.csv\"\ntarget = \"y\"\n", "task.features is required when task.kind = 'csv'"),
+    ("[task]\nkind = \"csv\"\ntrain = \"missing.csv\"\nfeatures = [\"a\"]\ntarget = \"y\"\n", "missing.csv does not exist"),
+    ("[task]\nkind = \"csv\"\ntrain = \"table.csv\"\nfeatures = [\"a\", \"c\"]\ntarget = \"y\"\n", "table.csv has no column 'c' (its columns: a, b, y)"),
+    ("[task]\nkind = \"factory\"\nfactory = \"no_such_module_xyz:build\"\n", "cannot import the factory module 'no_such_module_xyz'"),
+    ("[train\n", "is not valid TOML"),
+])
+def test_a_bad_config_is_one_sentence_exit_2_and_nothing_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  toml: str, message: str) -> None:
+    (tmp_path / "table.csv").write_text("a,b,y\n1,2,x\n3,4,z\n")
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(_config(tmp_path, toml)), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.startswith("trainguard train: ") and error.count("\n") == 1
+    assert not out.exists()
+
+
+def test_a_fresh_run_into_a_used_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--out", str(tmp_path), "--max-steps", "2"]) == 0
+    assert main(["train", "--out", str(tmp_path), "--max-steps", "2"]) == 2
+    assert "already holds checkpoints: resume (--resume)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("problem", ["classification", "regression"])
+def test_a_csv_table(tmp_path: Path, problem: str) -> None:
+    rows = ["height,weight,label,score"] + [f"{i % 7},{(i * 3) % 11},{'ab'[i % 2]},{i % 5 * 0.5}" for i in range(60)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "val.csv").write_text("\n".join(rows[:21]) + "\n")
+    target = "label" if problem == "classification" else "score"
+    config = _config(tmp_path, f'[task]\nkind = "csv"\ntrain = "train.csv"\nval = "val.csv"\nfeatures = ["height", "weight"]\n'
+                               f'target = "{target}"\nproblem = "{problem}"\n[train]\nepochs = 2\nbatch_size = 8\nclip_grad_norm = 1.0\n'
+                               '[optimizer]\nname = "adamw"\nlr = 0.01\nschedule = "cosine"\n')
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    report = _report(tmp_path / "out")
+    assert report["findings"] == [] and report["pipeline"]["steps"] == 16 and report["pipeline"]["val_loss"] is not None
+
+
+_FACTORY = """
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+def build():
+    data = TensorDataset(torch.randn(40, 3), torch.randn(40, 1))
+    return {"model": nn.Linear(3, 1), "loss_fn": nn.MSELoss(), "train_data": data, "val_data": data,
+            "optimizer": lambda params: torch.optim.SGD(params, lr=0.05)}
+
+def build_with_nan():
+    parts = build()
+    features, targets = parts["train_data"].tensors
+    features[7, 1] = float("nan")
+    return parts
+
+def build_with_loader():
+    parts = build()
+    parts["train_data"] = DataLoader(parts["train_data"])
+    return parts
+"""
+
+
+def test_user_code_through_a_factory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mytask.py").write_text(_FACTORY)
+    good = _config(tmp_path, '[task]\nkind = "factory"\nfactory = "mytask.py:build"\n[train]\nbatch_size = 10\n')
+    assert main(["train", "--config", str(good), "--out", str(tmp_path / "good")]) == 0
+    assert _report(tmp_path / "good")["pipeline"]["steps"] == 4
+
+    nan = _config(tmp_path, '[task]\nkind = "factory"\nfactory = "mytask.py:build_with_nan"\n')
+    assert main(["train", "--config", str(nan), "--out", str(tmp_path / "nan")]) == 1
+    assert "the training loss is nan at optimizer step 0" in capsys.readouterr().err
+    assert [f["code"] for f in _report(tmp_path / "nan")["findings"]] == ["TG306"]
+
+    loader = _config(tmp_path, '[task]\nkind = "factory"\nfactory = "mytask.py:build_with_loader"\n')
+    assert main(["train", "--config", str(loader), "--out", str(tmp_path / "loader")]) == 2
+    assert "must return train_data as a Dataset, not a DataLoader" in capsys.readouterr().err
+    assert not (tmp_path / "loader").exists()

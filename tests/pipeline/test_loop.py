@@ -1,0 +1,161 @@
+"""fit()'s own behaviour: accumulation scaling, fail-fast, the guard's silence on a correct run,
+validation mode, outputs, and the errors for unusable checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainguard.demo.digits import make_digits
+from trainguard.pipeline import CheckpointError, ConfigError, FitConfig, NonFiniteLossError, fit, load_checkpoint
+from trainguard.pipeline.data_order import EpochOrder
+
+QUIET = {"progress": False, "guard": False}
+
+
+def _digits_setup(seed: int = 0) -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 10))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+
+def test_each_window_is_divided_by_its_own_number_of_micro_batches() -> None:
+    # loss = mean(w . x) has the parameter-independent gradient mean(x), so SGD(lr=1) moves w by
+    # minus the sum, over steps, of each window's mean micro-batch gradient.
+    features = torch.arange(10.0).reshape(5, 2) ** 2
+    data = TensorDataset(features, torch.zeros(5))
+    model = nn.Linear(2, 1, bias=False)
+    start = model.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+
+    fit(model, lambda output, _: output.mean(), optimizer, data,
+        config=FitConfig(batch_size=2, accumulation_steps=2, seed=5, **QUIET))
+
+    order = list(EpochOrder(5, seed=5, epoch=0))  # micro-batches of 2, 2, 1 -> windows [2, 2] and [1]
+    micro = [features[order[0:2]].mean(0), features[order[2:4]].mean(0), features[order[4:5]].mean(0)]
+    expected_step = (micro[0] + micro[1]) / 2 + micro[2] / 1
+    assert torch.allclose(start - model.weight.detach(), expected_step.unsqueeze(0))
+    # Dividing the last window by accumulation_steps (2) instead would have moved it less.
+    assert not torch.allclose(start - model.weight.detach(), ((micro[0] + micro[1]) / 2 + micro[2] / 2).unsqueeze(0))
+
+
+def test_a_correct_default_run_under_the_guard_has_no_findings(tmp_path: Path) -> None:
+    model, optimizer = _digits_setup()
+    result = fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(640, 1), make_digits(200, 2),
+                 config=FitConfig(out_dir=tmp_path, epochs=3, accumulation_steps=3, clip_grad_norm=1.0,
+                                  eval_every_steps=5, progress=False))
+
+    assert result.findings == []
+    assert result.steps == 3 * 7  # 20 micro-batches an epoch in windows of 3: 7 steps
+    assert result.val_loss is not None and result.val_loss < 2.0  # it learned: chance is ln(10) = 2.30
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["findings"] == [] and report["pipeline"]["steps"] == 21 and report["metrics"] == "metrics.jsonl"
+    weights = load_file(tmp_path / "final.safetensors")
+    assert all(torch.equal(weights[name], value) for name, value in model.state_dict().items())
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "eval"] == [4, 6, 9, 13, 14, 19, 20]  # every 5 steps + epoch ends
+    assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {"best.pt", "step-000000007.pt", "step-000000014.pt", "step-000000021.pt"}
+
+
+def test_the_guard_still_reports_a_bug_in_the_users_loss(tmp_path: Path) -> None:
+    model, optimizer = _digits_setup()
+    result = fit(model, lambda logits, labels: nn.functional.cross_entropy(logits.softmax(dim=1), labels), optimizer,
+                 make_digits(128, 1), config=FitConfig(progress=False))
+    assert [f.code for f in result.findings] == ["TG302"]
+
+
+def test_validation_runs_in_eval_mode_without_autograd() -> None:
+    seen: list[tuple[bool, bool]] = []
+    model, optimizer = _digits_setup()
+    model.register_forward_hook(lambda module, args, output: seen.append((module.training, torch.is_grad_enabled())))
+    fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(64, 1), make_digits(64, 2),
+        config=FitConfig(batch_size=32, eval_batch_size=32, **QUIET))
+    assert seen == [(True, True), (True, True), (False, False), (False, False)]
+    assert model.training
+
+
+def test_a_non_finite_loss_stops_before_the_update(tmp_path: Path) -> None:
+    features = torch.randn(64, 64)
+    features[40] = float("nan")
+    model, optimizer = _digits_setup()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    order = list(EpochOrder(64, seed=0, epoch=0))
+    bad_step = order.index(40) // 16
+
+    with pytest.raises(NonFiniteLossError, match=f"optimizer step {bad_step}"):
+        fit(model, nn.CrossEntropyLoss(), optimizer, TensorDataset(features, torch.zeros(64, dtype=torch.long)),
+            config=FitConfig(out_dir=tmp_path, batch_size=16, **QUIET))
+
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    if bad_step == 0:
+        assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [(f["code"], f["step"]) for f in report["findings"]] == [("TG306", bad_step)]
+    assert not (tmp_path / "final.safetensors").exists()
+
+
+def test_fp16_unscales_before_clipping(tmp_path: Path) -> None:
+    model, optimizer = _digits_setup()
+    result = fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(128, 1),
+                 config=FitConfig(out_dir=tmp_path, precision="fp16", clip_grad_norm=0.5, log_every_steps=1, progress=False))
+    norms = [json.loads(line)["grad_norm"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    # Scaled gradients would show norms of thousands (the scale starts at 65536).
+    assert result.findings == [] and all(0 < norm < 100 for norm in norms)
+    assert load_checkpoint(tmp_path / "checkpoints" / "step-000000004.pt")["scaler"]["scale"] > 0
+
+
+def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path: Path) -> None:
+    truncated, foreign, pickled = tmp_path / "truncated.pt", tmp_path / "foreign.pt", tmp_path / "pickled.pt"
+    torch.save({"format": "trainguard-checkpoint", "version": 1, "model": {"w": torch.ones(100)}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    torch.save({"state_dict": {"w": torch.ones(2)}}, foreign)
+    torch.save({"format": "trainguard-checkpoint", "version": 1, "hook": Path("x")}, pickled)
+
+    with pytest.raises(CheckpointError, match="truncated.pt is not a readable checkpoint"):
+        load_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="foreign.pt is not a trainguard checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(CheckpointError, match="pickled.pt is not a readable checkpoint"):
+        load_checkpoint(pickled)
+
+
+def _train(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, **settings: object) -> None:
+    fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(64, 1), config=FitConfig(out_dir=out, batch_size=16, **QUIET, **settings))
+
+
+def test_resume_refuses_another_model_or_other_settings(tmp_path: Path) -> None:
+    _train(tmp_path, *_digits_setup())
+    wider = nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10))
+    with pytest.raises(CheckpointError, match="does not match this model"):
+        _train(tmp_path, wider, torch.optim.SGD(wider.parameters(), lr=0.1), resume=True)
+    with pytest.raises(CheckpointError, match=r"other settings \(batch_size=16 \(now 8\)\)"):
+        fit(*_digits_setup()[:1], nn.CrossEntropyLoss(), _digits_setup()[1], make_digits(64, 1),
+            config=FitConfig(out_dir=tmp_path, batch_size=8, resume=True, **QUIET))
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        _train(tmp_path, *_digits_setup())
+
+
+def test_resume_skips_an_unreadable_newest_checkpoint_and_fails_when_none_loads(tmp_path: Path) -> None:
+    _train(tmp_path, *_digits_setup(), epochs=2)
+    newest, older = sorted((tmp_path / "checkpoints").glob("step-*.pt"), reverse=True)
+    newest.write_bytes(b"garbage")
+    model, optimizer = _digits_setup(seed=1)
+    _train(tmp_path, model, optimizer, epochs=2, resume=True)  # continues from `older`: step 4 of 8
+    assert load_checkpoint(newest)["position"] == {"epoch": 2, "batch": 0, "step": 8}
+
+    for path in (tmp_path / "checkpoints").glob("step-*.pt"):
+        path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="no checkpoint in .* can be loaded"):
+        _train(tmp_path, *_digits_setup(), epochs=2, resume=True)
+
+
+def test_fit_takes_a_dataset_not_a_loader() -> None:
+    model, optimizer = _digits_setup()
+    with pytest.raises(TypeError, match="not a DataLoader"):
+        fit(model, nn.CrossEntropyLoss(), optimizer, DataLoader(make_digits(8, 1)), config=FitConfig(**QUIET))
