@@ -16,6 +16,9 @@ VERB_MODULES = (
     "trainguard.rules_command",
     "trainguard.demo.command",
     "trainguard.reports.command",
+    "trainguard.doctor.command",
+    "trainguard.lint.command",
+    "trainguard.pipeline.command",
 )
 
 

@@ -17,7 +17,6 @@ from trainguard.runtime import launcher
 from trainguard.runtime.launcher import RunResult
 
 
-from trainguard.demo import train_digits
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +48,7 @@ def run_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="trainguard-demo-") as folder:
         # Run a copy, as a user's own script: findings then point at its lines.
         script = Path(folder) / "train_digits.py"
-        shutil.copyfile(train_digits.__file__, script)
+        shutil.copyfile(Path(__file__).with_name("train_digits.py"), script)
         console.rule("1. the loop without optimizer.zero_grad()")
         buggy, buggy_accuracy = _train(script, "missing-zero-grad", args.epochs)
         console.rule("2. the same loop, correct")
