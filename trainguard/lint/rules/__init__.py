@@ -9,11 +9,10 @@ module here and its fixtures; `load_rules` finds it.
 from __future__ import annotations
 
 import ast
-import importlib
-import pkgutil
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from trainguard.findings import Severity
+from trainguard.plugins import subclasses_in
 
 if TYPE_CHECKING:
     from trainguard.lint.reporter import Reporter
@@ -47,10 +46,4 @@ class LintRule:
 
 def load_rules() -> list[type[LintRule]]:
     """Every LintRule subclass defined in this package's modules, ordered by first code."""
-    found: list[type[LintRule]] = []
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, LintRule) and "codes" in vars(value) and value.__module__ == module.__name__:
-                found.append(value)
-    return sorted(found, key=lambda cls: cls.codes[0])
+    return sorted(subclasses_in(__name__, __path__, LintRule, "codes"), key=lambda cls: cls.codes[0])

@@ -5,12 +5,11 @@ Adding a rule means adding a module here (and its tests); `load_detectors` finds
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from trainguard.catalogue import get_rule
 from trainguard.findings import Finding, Severity
+from trainguard.plugins import subclasses_in
 from trainguard.runtime.callsite import Location
 
 if TYPE_CHECKING:
@@ -54,10 +53,4 @@ class Detector:
 
 def load_detectors() -> list[type[Detector]]:
     """Every Detector subclass defined in this package's modules."""
-    found: list[type[Detector]] = []
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, Detector) and "code" in vars(value) and value.__module__ == module.__name__:
-                found.append(value)
-    return sorted(found, key=lambda cls: cls.code)
+    return sorted(subclasses_in(__name__, __path__, Detector, "code"), key=lambda cls: cls.code)
