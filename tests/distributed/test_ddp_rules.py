@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.torchrun_jobs import run_job
+
 SCRIPT = Path(__file__).with_name("ddp_train.py")
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
@@ -17,7 +19,7 @@ TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 def guarded_ddp(tmp_path: Path, *flags: str) -> tuple[int, list[dict], str]:
     report = tmp_path / "report.json"
     command = [sys.executable, "-m", "trainguard", "run", "--report", str(report), "--", TORCHRUN, "--standalone", "--nproc_per_node=2", str(SCRIPT), *flags]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    result = run_job(lambda: subprocess.run(command, capture_output=True, text=True, timeout=180))
     findings = json.loads(report.read_text())["findings"] if report.exists() else []
     return result.returncode, findings, result.stderr
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.torchrun_jobs import run_job
+
 BUGGY = """\
 import torch
 from torch import nn
@@ -116,10 +118,10 @@ def test_torchrun_guards_every_rank_and_merges_one_report(tmp_path: Path) -> Non
             loss = nn.functional.cross_entropy(torch.softmax(out, dim=1), torch.randint(0, 3, (8,)))
             loss.backward()
             optimizer.step()
-        # no destroy_process_group(): gloo on torch 2.13 aborts at exit in some runs (see ddp_train.py)
+        # no destroy_process_group(): gloo on torch 2.13 aborts at exit in some runs (see tests/torchrun_jobs.py)
     """))
     torchrun = Path(sys.executable).with_name("torchrun")
-    result = trainguard("run", "--report", "r.json", "--", str(torchrun), "--standalone", "--nproc_per_node=2", "ddp.py", cwd=tmp_path)
+    result = run_job(lambda: trainguard("run", "--report", "r.json", "--", str(torchrun), "--standalone", "--nproc_per_node=2", "ddp.py", cwd=tmp_path))
     assert result.returncode == 1, result.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     (finding,) = report["findings"]

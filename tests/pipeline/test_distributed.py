@@ -11,6 +11,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from tests.pipeline.test_resume import SCRIPT, assert_identical
+from tests.torchrun_jobs import run_job
 from trainguard.pipeline.checkpoints import CheckpointStore, load_checkpoint
 
 # 300 samples over 2 ranks, batch 16: 10 micro-batches per rank an epoch, 3 epochs.
@@ -20,7 +21,7 @@ MICRO_BATCHES_PER_RANK = 30
 def _torchrun(out: Path, *options: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                str(SCRIPT), str(out), "--accumulation", "3", *options]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return run_job(lambda: subprocess.run(command, capture_output=True, text=True, timeout=300))
 
 
 def test_a_killed_ddp_run_resumes_bitwise_identically(tmp_path: Path) -> None:
