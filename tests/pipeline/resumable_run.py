@@ -1,6 +1,6 @@
 """A small fit() run for the resume tests, which can SIGKILL (or SIGTERM) itself at a chosen micro-batch.
 
-    python resumable_run.py OUT --workers N --accumulation K --precision P [--kill-at M [--signal TERM]] [--resume]
+    python resumable_run.py OUT --workers N --accumulation K --precision P [--compile] [--kill-at M [--signal TERM]] [--resume]
 
 Digits (300 samples, batch 16: 19 micro-batches an epoch, so accumulation 2 or 3 leaves a partial
 last window), an MLP with dropout, AdamW with a cosine schedule, validation and a checkpoint
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--accumulation", type=int, default=1)
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--compile", action="store_true")
     parser.add_argument("--kill-at", type=int, help="signal this process at this micro-batch (counted from 1)")
     parser.add_argument("--signal", choices=("KILL", "TERM"), default="KILL")
     parser.add_argument("--resume", action="store_true")
@@ -34,7 +35,8 @@ def main() -> None:
 
     config = FitConfig(out_dir=args.out, epochs=3, batch_size=16, accumulation_steps=args.accumulation,
                        precision=args.precision, clip_grad_norm=1.0, eval_every_steps=4, checkpoint_every_steps=2,
-                       log_every_steps=1, num_workers=args.workers, progress=False, resume=args.resume, seed=7)
+                       log_every_steps=1, num_workers=args.workers, progress=False, resume=args.resume, seed=7,
+                       compile=args.compile)
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 10))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)

@@ -23,7 +23,7 @@ def test_the_embedded_task_runs_offline_and_resumes(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "30 optimizer steps" in first.stderr and "no findings" in first.stderr
-    assert {p.name for p in out.iterdir()} == {"checkpoints", "metrics.jsonl", "final.safetensors", "report.json"}
+    assert {p.name for p in out.iterdir()} == {"checkpoints", "metrics.jsonl", "tensorboard", "final.safetensors", "report.json"}
     assert _report(out)["pipeline"]["steps"] == 30
 
     assert main(["train", "--out", str(out), "--max-steps", "40", "--resume"]) == 0
@@ -66,18 +66,62 @@ def test_a_fresh_run_into_a_used_folder_is_refused(tmp_path: Path, capsys: pytes
     assert "already holds checkpoints: resume (--resume)" in capsys.readouterr().err
 
 
+def _write_table(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    if path.suffix == ".csv":
+        path.write_text("\n".join([",".join(header)] + [",".join(map(str, row)) for row in rows]) + "\n")
+    else:
+        import pyarrow
+        import pyarrow.parquet
+
+        pyarrow.parquet.write_table(pyarrow.table({name: [row[i] for row in rows] for i, name in enumerate(header)}), path)
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
 @pytest.mark.parametrize("problem", ["classification", "regression"])
-def test_a_csv_table(tmp_path: Path, problem: str) -> None:
-    rows = ["height,weight,label,score"] + [f"{i % 7},{(i * 3) % 11},{'ab'[i % 2]},{i % 5 * 0.5}" for i in range(60)]
-    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
-    (tmp_path / "val.csv").write_text("\n".join(rows[:21]) + "\n")
+def test_a_table(tmp_path: Path, kind: str, problem: str) -> None:
+    header = ["height", "weight", "label", "score"]
+    rows: list[list[object]] = [[i % 7, (i * 3) % 11, "ab"[i % 2], i % 5 * 0.5] for i in range(60)]
+    _write_table(tmp_path / f"train.{kind}", header, rows)
+    _write_table(tmp_path / f"val.{kind}", header, rows[:20])
     target = "label" if problem == "classification" else "score"
-    config = _config(tmp_path, f'[task]\nkind = "csv"\ntrain = "train.csv"\nval = "val.csv"\nfeatures = ["height", "weight"]\n'
+    config = _config(tmp_path, f'[task]\nkind = "{kind}"\ntrain = "train.{kind}"\nval = "val.{kind}"\nfeatures = ["height", "weight"]\n'
                                f'target = "{target}"\nproblem = "{problem}"\n[train]\nepochs = 2\nbatch_size = 8\nclip_grad_norm = 1.0\n'
                                '[optimizer]\nname = "adamw"\nlr = 0.01\nschedule = "cosine"\n')
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
     report = _report(tmp_path / "out")
     assert report["findings"] == [] and report["pipeline"]["steps"] == 16 and report["pipeline"]["val_loss"] is not None
+
+
+_PARQUET_TASK = '[task]\nkind = "parquet"\ntrain = "t.parquet"\nfeatures = ["a", "b"]\ntarget = "y"\n'
+
+
+@pytest.mark.parametrize(("columns", "message"), [
+    ({"a": [1.0, 2.0], "y": ["x", "z"]}, "t.parquet has no column 'b' (its columns: a, y)"),
+    ({"a": [1.0, None], "b": [1.0, 2.0], "y": ["x", "z"]}, "t.parquet row 2: column 'a' holds None, not a number"),
+    ({"a": [1.0, 2.0], "b": ["3", "four"], "y": ["x", "z"]}, "t.parquet row 2: column 'b' holds 'four', not a number"),
+    ({"a": [1.0, 2.0], "b": [1.0, 2.0], "y": ["x", None]}, "t.parquet row 2: column 'y' is empty (every row needs a target)"),
+    (None, "t.parquet cannot be read"),
+])
+def test_a_bad_parquet_table_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             columns: dict[str, list[object]] | None, message: str) -> None:
+    import pyarrow
+    import pyarrow.parquet
+
+    if columns is None:
+        (tmp_path / "t.parquet").write_text("a,b,y\n1,2,x\n")  # a CSV under a Parquet name
+    else:
+        pyarrow.parquet.write_table(pyarrow.table(columns), tmp_path / "t.parquet")
+    assert main(["train", "--config", str(_config(tmp_path, _PARQUET_TASK)), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_parquet_without_pyarrow_says_what_to_install(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    assert main(["train", "--config", str(_config(tmp_path, _PARQUET_TASK)), "--out", str(tmp_path / "out")]) == 2
+    assert "needs pyarrow (pip install 'trainguard[parquet]')" in capsys.readouterr().err
 
 
 _FACTORY = """

@@ -61,6 +61,7 @@ def test_a_correct_default_run_under_the_guard_has_no_findings(tmp_path: Path) -
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["type"] == "eval"] == [4, 6, 9, 13, 14, 19, 20]  # every 5 steps + epoch ends
     assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {"best.pt", "step-000000007.pt", "step-000000014.pt", "step-000000021.pt"}
+    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1
 
 
 def test_the_guard_still_reports_a_bug_in_the_users_loss(tmp_path: Path) -> None:
@@ -159,3 +160,19 @@ def test_fit_takes_a_dataset_not_a_loader() -> None:
     model, optimizer = _digits_setup()
     with pytest.raises(TypeError, match="not a DataLoader"):
         fit(model, nn.CrossEntropyLoss(), optimizer, DataLoader(make_digits(8, 1)), config=FitConfig(**QUIET))
+
+
+def test_compile_trains_through_dynamo_and_checkpoints_keep_the_models_own_keys(tmp_path: Path) -> None:
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model, optimizer = _digits_setup()
+    result = fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(128, 1), make_digits(64, 2),
+                 config=FitConfig(out_dir=tmp_path, batch_size=32, compile=True, tensorboard=False, progress=False))
+
+    assert counters["stats"]["unique_graphs"] >= 1  # the steps ran through a compiled graph
+    assert result.findings == [] and result.steps == 4
+    saved = load_checkpoint(tmp_path / "checkpoints" / "step-000000004.pt")["model"]
+    assert saved.keys() == model.state_dict().keys()  # no "_orig_mod." prefixes: loadable without compile
+    assert not (tmp_path / "tensorboard").exists()

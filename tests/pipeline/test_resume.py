@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from trainguard.pipeline.checkpoints import CheckpointStore, load_checkpoint
 
@@ -64,11 +65,18 @@ def _step_losses(out: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in records if r["type"] == "step"]
 
 
+def _tensorboard_losses(out: Path) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars("train/loss")]
+
+
 @pytest.mark.parametrize(("options", "stop"), [
     pytest.param(("--workers", "0", "--accumulation", "3"), "KILL", id="accumulation-dropout"),
     pytest.param(("--workers", "2", "--accumulation", "3"), "KILL", id="2-workers"),
     pytest.param(("--workers", "0", "--accumulation", "2", "--precision", "bf16"), "KILL", id="bf16-autocast"),
     pytest.param(("--workers", "0", "--accumulation", "3"), "TERM", id="sigterm-checkpoints-and-exits"),
+    pytest.param(("--workers", "0", "--accumulation", "2", "--compile"), "KILL", id="torch-compile"),
 ])
 def test_killed_and_resumed_run_is_bitwise_identical(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
                                                      options: tuple[str, ...], stop: str) -> None:
@@ -96,8 +104,11 @@ def test_killed_and_resumed_run_is_bitwise_identical(tmp_path: Path, tmp_path_fa
     # Model, optimizer (incl. LR in param_groups), scheduler, RNG states, position, best loss: all.
     assert_identical(load_checkpoint(final), load_checkpoint(interrupted / "checkpoints" / final.name), context)
     assert_identical(load_checkpoint(whole / "checkpoints" / "best.pt"), load_checkpoint(interrupted / "checkpoints" / "best.pt"), context)
-    # The killed run's records past its last checkpoint were dropped and logged again.
+    # The killed run's records past its last checkpoint were dropped and logged again; TensorBoard
+    # hides them (purge_step) and lost none from before the checkpoint (flushed there).
     assert _step_losses(interrupted) == _step_losses(whole)
+    as_float32 = [(step, torch.tensor(loss, dtype=torch.float32).item()) for step, loss in _step_losses(whole)]
+    assert _tensorboard_losses(interrupted) == _tensorboard_losses(whole) == as_float32  # TensorBoard keeps float32
 
 
 _KILL_MID_WRITE = """

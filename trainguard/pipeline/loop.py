@@ -81,7 +81,8 @@ def fit(
     stops training at the next step boundary, after a checkpoint (`FitResult.terminated`; no
     final.safetensors is written). Launched by torchrun, it trains with DDP (see distributed.py):
     rank r reads every world-th sample of the epoch's order, all ranks validate on the whole
-    validation set, and rank 0 writes the files.
+    validation set, and rank 0 writes the files. With `config.compile`, training steps run through
+    `torch.compile`; validation and checkpoints use `model` itself.
 
     A fresh run seeds torch / numpy / python with `config.seed`; `config.resume` continues from
     the newest readable checkpoint in `config.out_dir` (bitwise-exactly: see docs/pipeline.md),
@@ -130,12 +131,16 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
         seed_everything(config.seed + ranks.rank)  # ranks draw different dropout masks
 
     training_model = ranks.wrap(model, device)  # after loading: DDP starts from the restored weights
+    if config.compile:  # around DDP, as PyTorch recommends; `model` keeps its own state_dict keys
+        training_model = torch.compile(training_model)
     batches = batches_per_epoch(train_data, config.batch_size, ranks.world)  # type: ignore[arg-type]
     total_steps = config.total_steps(len(train_data), ranks.world)  # type: ignore[arg-type]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     val_loader = eval_loader(val_data, batch_size=config.eval_batch_size, num_workers=config.num_workers) if val_data is not None else None
-    metrics = MetricsLog(out / "metrics.jsonl" if out and ranks.main else None,
-                         resume_from_step=position.step if config.resume else None)
+    writes_files = out is not None and ranks.main
+    metrics = MetricsLog(out / "metrics.jsonl" if writes_files else None,  # type: ignore[operator]
+                         resume_from_step=position.step if config.resume else None,
+                         tensorboard_dir=out / "tensorboard" if writes_files and config.tensorboard else None)  # type: ignore[operator]
     guard = _guard() if config.guard else nullcontext()
 
     epoch, batch, step = position.epoch, position.batch, position.step
@@ -211,6 +216,7 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
                                             rng=ranks.gather(capture_rng()), position=here, fingerprint=fingerprint,
                                             best_val_loss=best_val_loss)
                         if scheduled and ranks.main:
+                            metrics.flush()  # a resume logs again from this checkpoint, not from before it
                             store.save(state, step)
                         if improved and ranks.main:
                             store.save_best(state)

@@ -23,6 +23,9 @@ class FitConfig:
     `eval_every_steps` / `eval_every_epochs` schedule validation; `checkpoint_every_steps` adds
     checkpoints to the ones written at the end of every epoch and of training. `keep_last`
     step checkpoints are kept, plus `best.pt`: the checkpoint with the lowest validation loss.
+    `compile` trains through `torch.compile(model)` (validation and checkpoints use the model
+    itself). `tensorboard` also writes the metrics as TensorBoard scalars to out_dir/tensorboard
+    when tensorboard is installed.
     """
 
     out_dir: str | Path | None = None
@@ -44,6 +47,8 @@ class FitConfig:
     guard: bool = True
     progress: bool = True
     resume: bool = False
+    compile: bool = False
+    tensorboard: bool = True
 
     def __post_init__(self) -> None:
         at_least = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "accumulation_steps": 1, "keep_last": 1,

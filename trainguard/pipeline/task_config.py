@@ -1,7 +1,7 @@
 """The TOML configuration of `trainguard train`: read, checked key by key, turned into dataclasses.
 
-    [task]       kind = "digits" | "csv" | "factory", and that kind's keys
-    [model]      hidden, dropout (the MLP used for "digits" and "csv")
+    [task]       kind = "digits" | "csv" | "parquet" | "factory", and that kind's keys
+    [model]      hidden, dropout (the MLP used for "digits", "csv" and "parquet")
     [optimizer]  name, lr, weight_decay, momentum, schedule
     [train]      the FitConfig fields (except out_dir and resume, which come from the command line)
 
@@ -29,11 +29,11 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (a depend
 @dataclass(frozen=True)
 class TaskSection:
     """What to train on. "digits": the built-in 8x8 digits (`samples`, `val_samples`, `data_seed`).
-    "csv": `train` (and optional `val`) files with the `features` columns and the `target` column,
-    for a `problem` of classification or regression. "factory": `factory = "module:function"`
+    "csv" / "parquet": `train` (and optional `val`) files with the `features` columns and the
+    `target` column, for a `problem` of classification or regression. "factory": `factory = "module:function"`
     (or "path/to/file.py:function") returning the dict that `trainguard doctor` takes."""
 
-    kind: Literal["digits", "csv", "factory"] = "digits"
+    kind: Literal["digits", "csv", "parquet", "factory"] = "digits"
     samples: int = 2000
     val_samples: int = 500
     data_seed: int = 1
@@ -123,7 +123,8 @@ def read_config(path: str | Path | None) -> TrainConfig:
 
 
 def _check_task(path: Path, task: TaskSection) -> None:
-    required = {"csv": ("train", "features", "target"), "factory": ("factory",), "digits": ()}[task.kind]
+    table = ("train", "features", "target")
+    required = {"csv": table, "parquet": table, "factory": ("factory",), "digits": ()}[task.kind]
     for key in required:
         if getattr(task, key) is None:
             raise ConfigError(f"{path}: task.{key} is required when task.kind = {task.kind!r}")

@@ -1,12 +1,10 @@
-"""The tasks `trainguard train` can build from a configuration: the built-in digits, a CSV table,
-or the user's own code through a `module:function` factory."""
+"""The tasks `trainguard train` can build from a configuration: the built-in digits, a CSV or
+Parquet table (tables.py), or the user's own code through a `module:function` factory."""
 
 from __future__ import annotations
 
-import csv
 import importlib
 import importlib.util
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from trainguard.pipeline.settings import ConfigError
-from trainguard.pipeline.task_config import ModelSection, OptimizerSection, TaskSection, TrainConfig
+from trainguard.pipeline.tables import read_tables
+from trainguard.pipeline.task_config import ModelSection, OptimizerSection, TrainConfig
 
 
 @dataclass
@@ -45,7 +44,7 @@ def build_task(config: TrainConfig, total_steps: Callable[[int], int]) -> Task:
         train_data, val_data = make_digits(config.task.samples, config.task.data_seed), make_digits(config.task.val_samples, config.task.data_seed + 1)
         inputs, outputs, loss_fn = 64, 10, nn.CrossEntropyLoss()
     else:
-        train_data, val_data, outputs = _read_tables(config.task, config.base)
+        train_data, val_data, outputs = read_tables(config.task, config.base)
         inputs = train_data.tensors[0].shape[1]
         loss_fn = nn.CrossEntropyLoss() if config.task.problem == "classification" else nn.MSELoss()
     model = mlp(inputs, outputs, config.model)
@@ -69,62 +68,6 @@ def _optimizer(model: nn.Module, section: OptimizerSection) -> torch.optim.Optim
     if section.name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=section.lr, momentum=section.momentum, weight_decay=section.weight_decay)
     return torch.optim.AdamW(model.parameters(), lr=section.lr, weight_decay=section.weight_decay)
-
-
-# -- CSV tables -------------------------------------------------------------------------------------
-def _read_tables(task: TaskSection, base: Path) -> tuple[TensorDataset, TensorDataset | None, int]:
-    train_rows = _read_csv(base / task.train, task)  # type: ignore[operator]
-    val_rows = _read_csv(base / task.val, task) if task.val else None
-    classes: list[str] = []
-    if task.problem == "classification":
-        classes = sorted({target for _, target in train_rows})
-        unseen = sorted({target for _, target in val_rows or []} - set(classes))
-        if unseen:
-            raise ConfigError(f"{task.val} has target values absent from {task.train}: {', '.join(unseen[:5])}")
-    class_index = {name: index for index, name in enumerate(classes)}
-    train_features = torch.tensor([features for features, _ in train_rows])
-    # Standardise with the training statistics (constant columns are left centred, not divided by 0).
-    mean, std = train_features.mean(0), train_features.std(0, unbiased=False).clamp_min(1e-12)
-
-    def dataset(rows: list[tuple[list[float], str]], source: str) -> TensorDataset:
-        features = (torch.tensor([f for f, _ in rows]) - mean) / std
-        if task.problem == "classification":
-            targets = torch.tensor([class_index[t] for _, t in rows])
-        else:
-            targets = torch.tensor([[_number(t, source, task.target, row) for row, (_, t) in enumerate(rows, 2)]]).T  # type: ignore[arg-type]
-        return TensorDataset(features, targets)
-
-    outputs = len(classes) if task.problem == "classification" else 1
-    return dataset(train_rows, task.train), dataset(val_rows, task.val) if val_rows else None, outputs  # type: ignore[arg-type]
-
-
-def _read_csv(path: Path, task: TaskSection) -> list[tuple[list[float], str]]:
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            for column in [*task.features, task.target]:  # type: ignore[misc]
-                if column not in columns:
-                    raise ConfigError(f"{path} has no column {column!r} (its columns: {', '.join(columns) or 'none'})")
-            rows = [([_number(record[c], path, c, line) for c in task.features], record[task.target])  # type: ignore[union-attr, index]
-                    for line, record in enumerate(reader, 2)]
-    except FileNotFoundError:
-        raise ConfigError(f"data file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise ConfigError(f"data file {path} cannot be read ({error})") from None
-    if not rows:
-        raise ConfigError(f"data file {path} has no rows")
-    return rows
-
-
-def _number(text: str | None, path: Path | str, column: str, line: int) -> float:
-    try:
-        value = float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{path}:{line}: column {column!r} holds {text!r}, not a number") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{path}:{line}: column {column!r} holds {text!r}, not a finite number")
-    return value
 
 
 # -- user code --------------------------------------------------------------------------------------

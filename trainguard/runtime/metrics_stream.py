@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from trainguard.runtime.events import Evaluated, StepEnd, StepMeasured
+from trainguard.tensorboard import summary_writer
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
@@ -92,11 +94,7 @@ class MetricsStream:
 
 
 def _tensorboard_writer(folder: str) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        import sys
-
+    writer = summary_writer(folder)
+    if writer is None:
         sys.stderr.write("trainguard: tensorboard is not installed; the metrics go to the JSON-lines stream only\n")
-        return None
-    return SummaryWriter(folder)
+    return writer
