@@ -132,7 +132,8 @@ from torch.utils.data import DataLoader, TensorDataset
 def build():
     data = TensorDataset(torch.randn(40, 3), torch.randn(40, 1))
     return {"model": nn.Linear(3, 1), "loss_fn": nn.MSELoss(), "train_data": data, "val_data": data,
-            "optimizer": lambda params: torch.optim.SGD(params, lr=0.05)}
+            "optimizer": lambda params: torch.optim.SGD(params, lr=0.05),
+            "metrics": {"mae": lambda outputs, targets: (outputs - targets).abs().mean()}}
 
 def build_with_nan():
     parts = build()
@@ -151,7 +152,8 @@ def test_user_code_through_a_factory(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "mytask.py").write_text(_FACTORY)
     good = _config(tmp_path, '[task]\nkind = "factory"\nfactory = "mytask.py:build"\n[train]\nbatch_size = 10\n')
     assert main(["train", "--config", str(good), "--out", str(tmp_path / "good")]) == 0
-    assert _report(tmp_path / "good")["pipeline"]["steps"] == 4
+    pipeline = _report(tmp_path / "good")["pipeline"]
+    assert pipeline["steps"] == 4 and set(pipeline["validation"]) == {"val_loss", "val_mae"} and pipeline["best"] == pipeline["val_loss"]
 
     nan = _config(tmp_path, '[task]\nkind = "factory"\nfactory = "mytask.py:build_with_nan"\n')
     assert main(["train", "--config", str(nan), "--out", str(tmp_path / "nan")]) == 1

@@ -81,6 +81,60 @@ def test_validation_runs_in_eval_mode_without_autograd() -> None:
     assert model.training
 
 
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(dim=1) == labels).float().mean()
+
+
+def test_validation_metrics_are_means_weighted_by_samples(tmp_path: Path) -> None:
+    # Identity "model" on one-hot rows: sample i is right iff its label is i % 3. Batches of 2, 2, 1
+    # are right 2/2, 0/2 and 1/1: 3 of 5 samples (an unweighted mean of batches would say 2/3).
+    inputs = torch.eye(3)[[0, 1, 2, 0, 1]]
+    data = TensorDataset(inputs, torch.tensor([0, 1, 0, 1, 1]))
+    model = nn.Sequential(nn.Identity(), nn.Linear(3, 3))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(3))
+        model[1].bias.zero_()
+    result = fit(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.0), data, data,
+                 config=FitConfig(out_dir=tmp_path, batch_size=5, eval_batch_size=2, **QUIET), metrics={"accuracy": _accuracy})
+    assert result.validation["val_accuracy"] == pytest.approx(3 / 5)
+    assert result.validation["val_loss"] == pytest.approx(nn.functional.cross_entropy(inputs, data.tensors[1]).item())
+    (record,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert record["val_accuracy"] == result.validation["val_accuracy"] and record["samples"] == 5
+
+
+def test_best_pt_follows_the_chosen_metric_and_mode(tmp_path: Path) -> None:
+    model, optimizer = _digits_setup()
+    result = fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(320, 1), make_digits(200, 2), metrics={"accuracy": _accuracy},
+                 config=FitConfig(out_dir=tmp_path, epochs=2, eval_every_steps=2, best_metric="val_accuracy", best_mode="max",
+                                  progress=False))
+    evaluations = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    highest = max(e["val_accuracy"] for e in evaluations)
+    first_highest = next(e for e in evaluations if e["val_accuracy"] == highest)
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["best"] == {"metric": "val_accuracy", "value": highest} and result.best == highest
+    assert best["position"]["step"] == first_highest["step"] + 1
+    assert evaluations[0]["val_accuracy"] < highest  # so "min" would have kept another checkpoint
+
+
+def test_best_metric_must_be_measured(tmp_path: Path) -> None:
+    model, optimizer = _digits_setup()
+    with pytest.raises(ConfigError, match=r"best_metric 'val_accuracy' is not measured \(measured: val_loss\)"):
+        fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(64, 1), config=FitConfig(out_dir=tmp_path, best_metric="val_accuracy", **QUIET))
+    with pytest.raises(ConfigError, match="cannot be named 'loss'"):
+        fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(64, 1), config=FitConfig(**QUIET), metrics={"loss": _accuracy})
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_resume_that_changes_best_metric_starts_a_new_best(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _train(tmp_path, *_digits_setup(), val=True)
+    model, optimizer = _digits_setup()
+    result = fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(64, 1), make_digits(64, 2), metrics={"accuracy": _accuracy},
+                 config=FitConfig(out_dir=tmp_path, batch_size=16, epochs=2, resume=True, best_metric="val_accuracy",
+                                  best_mode="max", **QUIET))
+    assert "best.pt was chosen by val_loss, now by val_accuracy" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "checkpoints" / "best.pt")["best"] == {"metric": "val_accuracy", "value": result.best}
+
+
 def test_a_non_finite_loss_stops_before_the_update(tmp_path: Path) -> None:
     features = torch.randn(64, 64)
     features[40] = float("nan")
@@ -124,10 +178,15 @@ def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path: Path) -> Non
         load_checkpoint(foreign)
     with pytest.raises(CheckpointError, match="pickled.pt is not a readable checkpoint"):
         load_checkpoint(pickled)
+    older = tmp_path / "older.pt"
+    torch.save({"format": "trainguard-checkpoint", "version": 1, "best_val_loss": 0.5}, older)
+    with pytest.raises(CheckpointError, match="older.pt has checkpoint version 1; this trainguard reads version 2"):
+        load_checkpoint(older)
 
 
-def _train(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, **settings: object) -> None:
-    fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(64, 1), config=FitConfig(out_dir=out, batch_size=16, **QUIET, **settings))
+def _train(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, val: bool = False, **settings: object) -> None:
+    fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(64, 1), make_digits(64, 2) if val else None,
+        config=FitConfig(out_dir=out, batch_size=16, **QUIET, **settings))
 
 
 def test_resume_refuses_another_model_or_other_settings(tmp_path: Path) -> None:

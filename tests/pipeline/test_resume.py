@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from trainguard.pipeline.checkpoints import CheckpointStore, load_checkpoint
+from trainguard.pipeline.checkpoints import VERSION, CheckpointStore, load_checkpoint
 
 HERE = Path(__file__).parent
 SCRIPT = HERE / "resumable_run.py"
@@ -126,13 +126,13 @@ def half_then_die(state, path):
 
 real_save = torch.save
 checkpoints.torch.save = half_then_die
-checkpoints.write_checkpoint(sys.argv[1], {"format": "trainguard-checkpoint", "version": 1, "model": {"w": torch.ones(1000)}})
+checkpoints.write_checkpoint(sys.argv[1], {"format": "trainguard-checkpoint", "version": checkpoints.VERSION, "model": {"w": torch.ones(1000)}})
 """
 
 
 def test_checkpoint_write_killed_midway_leaves_the_previous_one(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path, keep_last=3)
-    previous = {"format": "trainguard-checkpoint", "version": 1, "model": {"w": torch.zeros(1000)}}
+    previous = {"format": "trainguard-checkpoint", "version": VERSION, "model": {"w": torch.zeros(1000)}}
     path = store.save(previous, step=4)
 
     killed = subprocess.run([sys.executable, "-c", _KILL_MID_WRITE, str(path)], capture_output=True, timeout=60)
@@ -147,7 +147,7 @@ def test_checkpoint_write_killed_midway_leaves_the_previous_one(tmp_path: Path) 
 
 def test_old_checkpoints_are_removed_only_after_the_new_one_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = CheckpointStore(tmp_path, keep_last=2)
-    state = {"format": "trainguard-checkpoint", "version": 1}
+    state = {"format": "trainguard-checkpoint", "version": VERSION}
     for step in (1, 2):
         store.save(state, step)
 

@@ -9,7 +9,8 @@ A checkpoint is a dict that `torch.load(weights_only=True)` can read:
     position        {"epoch", "batch", "step"}: where the NEXT micro-batch comes from, and the
                     number of optimizer steps taken (always written at a step boundary)
     fingerprint     seed, batch size, accumulation steps, training samples, world size (must match)
-    best_val_loss   the best validation loss so far (or None)
+    best            {"metric", "value"}: the best value so far of the metric that picks best.pt
+                    (FitConfig.best_metric), or None before the first validation
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from trainguard.pipeline.atomic import atomic_path, sweep_stale_temporaries
 
 FORMAT = "trainguard-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: `best` (any validation metric) replaced `best_val_loss`
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 
 
@@ -122,7 +123,7 @@ def write_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 def build_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
                 rng: list[dict[str, Any]], position: Position, fingerprint: dict[str, int],
-                best_val_loss: float | None) -> dict[str, Any]:
+                best: dict[str, Any] | None) -> dict[str, Any]:
     """The checkpoint dict (see the module docstring)."""
     return {
         "format": FORMAT,
@@ -134,7 +135,7 @@ def build_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, sch
         "rng": rng,
         "position": position.to_dict(),
         "fingerprint": fingerprint,
-        "best_val_loss": best_val_loss,
+        "best": best,
     }
 
 

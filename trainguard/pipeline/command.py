@@ -56,7 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
         world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's: the ranks share each epoch
         task = build_task(config, lambda samples: fit_config.total_steps(samples, world))
         result = fit(task.model, task.loss_fn, task.optimizer, task.train_data, task.val_data,
-                     config=fit_config, scheduler=task.scheduler)
+                     config=fit_config, scheduler=task.scheduler, metrics=task.metrics)
     except (ConfigError, CheckpointError) as error:
         raise UsageError(str(error)) from None
     except NonFiniteLossError as error:
@@ -67,8 +67,8 @@ def run_train(args: argparse.Namespace) -> int:
         console.print(f"trainguard train: stopped by SIGTERM after optimizer step {result.steps}, checkpoint saved; "
                       "continue with --resume")
         return 128 + signal.SIGTERM
-    losses = "".join(f", {name} {value:.4f}" for name, value in (("loss", result.last_loss), ("validation loss", result.val_loss))
-                     if value is not None)
+    numbers = {"loss": result.last_loss, **result.validation}
+    losses = "".join(f", {name} {value:.4f}" for name, value in numbers.items() if value is not None)
     console.print(f"trainguard train: {result.steps} optimizer steps{losses}; "
                   f"wrote {args.out}/final.safetensors and {args.out}/report.json")
     print_summary(console, summarize(result.findings), "the run")

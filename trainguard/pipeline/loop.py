@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -27,6 +27,9 @@ from trainguard.pipeline.termination import TerminationRequest
 
 _AUTOCAST_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
+# A validation metric: (model outputs, targets) -> the batch's mean, like the loss.
+Metric = Callable[[Any, Any], torch.Tensor]
+
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN/Inf; raised before the optimizer applied that step."""
@@ -39,14 +42,19 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class FitResult:
-    """What `fit()` did: optimizer steps taken, the last position, losses, findings, files."""
+    """What `fit()` did: optimizer steps taken, the last position, losses, findings, files.
+
+    `validation` holds the last validation's numbers ("val_loss", "val_<metric>"); `best` is the
+    best value of `config.best_metric` seen (the one `best.pt` holds).
+    """
 
     steps: int
     epoch: int
     last_loss: float | None
     val_loss: float | None
-    best_val_loss: float | None
+    best: float | None
     findings: list[Finding] = field(default_factory=list)
+    validation: dict[str, float] = field(default_factory=dict)
     final_weights: Path | None = None
     terminated: bool = False  # stopped by SIGTERM at a step boundary, after a checkpoint
 
@@ -60,6 +68,7 @@ def fit(
     *,
     config: FitConfig,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    metrics: Mapping[str, Metric] | None = None,
 ) -> FitResult:
     """Train `model` on `train_data` (a Dataset of `(inputs, targets)` pairs) and return a FitResult.
 
@@ -75,7 +84,8 @@ def fit(
     loss, a fail-fast check of the window's loss (NonFiniteLossError, before the update), unscale_
     before clipping and before measuring the gradient norm, optimizer and scaler step,
     `zero_grad(set_to_none=True)`, then `scheduler.step()` (once per optimizer step). At the step
-    boundary: logging, validation (model.eval() under no_grad, mean loss weighted by samples),
+    boundary: logging, validation (model.eval() under no_grad: the loss and each of `metrics`,
+    e.g. {"accuracy": fn}, as means weighted by samples, logged as "val_loss", "val_accuracy"),
     then checkpoints, always last, so a resumed run continues exactly where the checkpoint was
     taken. The model must already be on `config.device`; batches are moved there. SIGTERM
     stops training at the next step boundary, after a checkpoint (`FitResult.terminated`; no
@@ -94,21 +104,27 @@ def fit(
                         "so that the data order is a pure function of (seed, epoch)")
     if len(train_data) == 0:  # type: ignore[arg-type]
         raise ConfigError("the training data set is empty")
+    metrics = dict(metrics or {})
+    measured = ["val_loss", *(f"val_{name}" for name in metrics)]
+    if "loss" in metrics:
+        raise ConfigError("a metric cannot be named 'loss': val_loss is the validation loss")
+    if config.best_metric not in measured:
+        raise ConfigError(f"best_metric {config.best_metric!r} is not measured (measured: {', '.join(measured)})")
     device = torch.device(config.device)
     out = Path(config.out_dir) if config.out_dir is not None else None
     if config.resume and out is None:
         raise ConfigError("resume needs out_dir: the folder that holds the checkpoints")
     ranks = Ranks.join(device)
     try:
-        return _fit(model, loss_fn, optimizer, train_data, val_data, config, scheduler, device, out, ranks)
+        return _fit(model, loss_fn, optimizer, train_data, val_data, config, scheduler, metrics, device, out, ranks)
     finally:
         ranks.leave()
 
 
 def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], optimizer: torch.optim.Optimizer,
          train_data: Dataset, val_data: Dataset | DataLoader | None, config: FitConfig,
-         scheduler: torch.optim.lr_scheduler.LRScheduler | None, device: torch.device, out: Path | None,
-         ranks: Ranks) -> FitResult:
+         scheduler: torch.optim.lr_scheduler.LRScheduler | None, metrics: dict[str, Metric], device: torch.device,
+         out: Path | None, ranks: Ranks) -> FitResult:
     store = CheckpointStore(out / "checkpoints", config.keep_last, writer=ranks.main) if out is not None else None
     if store is not None and not config.resume and store.step_paths():
         raise ConfigError(f"{store.folder} already holds checkpoints: resume (--resume), or train into another folder")
@@ -118,13 +134,18 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
     autocast = (partial(torch.autocast, device.type, dtype=_AUTOCAST_DTYPES[config.precision])
                 if config.precision != "fp32" else nullcontext)
     fingerprint = config.fingerprint(len(train_data), ranks.world)  # type: ignore[arg-type]
-    position, saved_rng, best_val_loss = Position(), None, None
+    position, saved_rng, best = Position(), None, None
     latest = store.latest() if store is not None and config.resume else None
     if latest is not None:
         path, state = latest
         position = apply_state(state, path=path, model=model, optimizer=optimizer, scheduler=scheduler,
                                scaler=scaler, fingerprint=fingerprint)
-        saved_rng, best_val_loss = state["rng"][ranks.rank], state["best_val_loss"]
+        saved_rng, best = state["rng"][ranks.rank], state["best"]
+        if best is not None and best["metric"] != config.best_metric:
+            if ranks.main:
+                sys.stderr.write(f"trainguard: best.pt was chosen by {best['metric']}, now by {config.best_metric}: "
+                                 "the next validation replaces it\n")
+            best = None
     else:
         if config.resume and ranks.main:
             sys.stderr.write(f"trainguard: no checkpoint in {out}: starting from the beginning\n")
@@ -138,14 +159,14 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
     params = [p for group in optimizer.param_groups for p in group["params"]]
     val_loader = eval_loader(val_data, batch_size=config.eval_batch_size, num_workers=config.num_workers) if val_data is not None else None
     writes_files = out is not None and ranks.main
-    metrics = MetricsLog(out / "metrics.jsonl" if writes_files else None,  # type: ignore[operator]
+    log = MetricsLog(out / "metrics.jsonl" if writes_files else None,  # type: ignore[operator]
                          resume_from_step=position.step if config.resume else None,
                          tensorboard_dir=out / "tensorboard" if writes_files and config.tensorboard else None)  # type: ignore[operator]
     guard = _guard() if config.guard else nullcontext()
 
     epoch, batch, step = position.epoch, position.batch, position.step
     last_loss: float | None = None
-    val_loss: float | None = None
+    validation: dict[str, float] = {}
     failure: NonFiniteLossError | None = None
     stopping = False  # SIGTERM seen (by any rank) in the current step
     model.train()
@@ -198,25 +219,26 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
                     if log_now:
                         elapsed = time.perf_counter() - clock
                         speed = samples_since_log / elapsed if elapsed > 0 else None
-                        metrics.write("step", step=step - 1, epoch=epoch, loss=last_loss, grad_norm=grad_norm,
+                        log.write("step", step=step - 1, epoch=epoch, loss=last_loss, grad_norm=grad_norm,
                                       lr=optimizer.param_groups[0]["lr"], samples_per_s=speed)
                         clock, samples_since_log = time.perf_counter(), 0
                     progress.update(step, last_loss, speed)
                     improved = False
                     if val_loader is not None and _due(step, config.eval_every_steps, epoch_done, epoch, config.eval_every_epochs):
-                        val_loss, samples = evaluate(model, loss_fn, val_loader, device, autocast)
-                        metrics.write("eval", step=step - 1, epoch=epoch, val_loss=val_loss, samples=samples)
-                        improved = best_val_loss is None or val_loss < best_val_loss
-                        best_val_loss = val_loss if improved else best_val_loss
+                        validation, samples = evaluate(model, loss_fn, val_loader, device, autocast, metrics)
+                        log.write("eval", step=step - 1, epoch=epoch, **validation, samples=samples)
+                        value = validation[config.best_metric]
+                        improved = best is None or (value < best["value"] if config.best_mode == "min" else value > best["value"])
+                        best = {"metric": config.best_metric, "value": value} if improved else best
                     scheduled = (_due(step, config.checkpoint_every_steps, epoch_done, epoch, 1) or step == total_steps
                                  or stopping)
                     if store is not None and (scheduled or improved):
                         here = Position(epoch + 1, 0, step) if epoch_done else Position(epoch, batch, step)
                         state = build_state(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                                             rng=ranks.gather(capture_rng()), position=here, fingerprint=fingerprint,
-                                            best_val_loss=best_val_loss)
+                                            best=best)
                         if scheduled and ranks.main:
-                            metrics.flush()  # a resume logs again from this checkpoint, not from before it
+                            log.flush()  # a resume logs again from this checkpoint, not from before it
                             store.save(state, step)
                         if improved and ranks.main:
                             store.save_best(state)
@@ -225,10 +247,10 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
         except NonFiniteLossError as error:
             failure = error
         finally:
-            metrics.close()
+            log.close()
     findings = watch.findings if watch is not None else []
-    result = FitResult(step, epoch, last_loss, val_loss, best_val_loss, findings,
-                       terminated=stopping and step < total_steps)
+    result = FitResult(step, epoch, last_loss, validation.get("val_loss"), best["value"] if best is not None else None,
+                       findings, validation, terminated=stopping and step < total_steps)
     if out is not None and ranks.main:
         if failure is None and not result.terminated:
             result.final_weights = export_weights(model, out / "final.safetensors", step)
@@ -239,20 +261,23 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
 
 
 def evaluate(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], loader: DataLoader,
-             device: torch.device, autocast: Callable[[], Any]) -> tuple[float, int]:
-    """The sample-weighted mean loss over `loader`, in eval mode without autograd; back to train mode."""
+             device: torch.device, autocast: Callable[[], Any], metrics: Mapping[str, Metric]) -> tuple[dict[str, float], int]:
+    """The sample-weighted means over `loader` of the loss ("val_loss") and of each metric
+    ("val_<name>"), in eval mode without autograd, and the number of samples; back to train mode."""
     model.eval()
-    total, count = torch.zeros((), device=device), 0
+    totals, count = torch.zeros(1 + len(metrics), device=device), 0
     with torch.no_grad():
         for pair in loader:
             inputs, targets = _to_device(pair, device)
             with autocast():
-                loss = loss_fn(model(inputs), targets)
+                outputs = model(inputs)
+                values = [loss_fn(outputs, targets), *(metric(outputs, targets) for metric in metrics.values())]
             samples = sample_count(targets)
-            total += loss.float() * samples
+            totals += torch.stack([value.float() for value in values]) * samples
             count += samples
     model.train()
-    return (total / max(count, 1)).item(), count
+    means = (totals / max(count, 1)).tolist()  # one device sync for all of them
+    return dict(zip(["val_loss", *(f"val_{name}" for name in metrics)], means)), count
 
 
 def _due(step: int, every_steps: int | None, epoch_done: bool, epoch: int, every_epochs: int | None) -> bool:

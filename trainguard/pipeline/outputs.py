@@ -39,7 +39,7 @@ def write_run_report(out: Path, result: FitResult, failure: NonFiniteLossError |
     findings = list(result.findings) + ([non_finite_loss_finding(failure)] if failure is not None else [])
     report = build_report("run", findings, metrics="metrics.jsonl", pipeline={
         "steps": result.steps, "epoch": result.epoch, "last_loss": result.last_loss,
-        "val_loss": result.val_loss, "best_val_loss": result.best_val_loss,
+        "val_loss": result.val_loss, "validation": result.validation, "best": result.best,
         "final_weights": result.final_weights.name if result.final_weights is not None else None,
     })
     path = out / "report.json"

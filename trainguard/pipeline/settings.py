@@ -22,7 +22,8 @@ class FitConfig:
     written when it is None). `max_steps` stops training early (after `epochs` at the latest).
     `eval_every_steps` / `eval_every_epochs` schedule validation; `checkpoint_every_steps` adds
     checkpoints to the ones written at the end of every epoch and of training. `keep_last`
-    step checkpoints are kept, plus `best.pt`: the checkpoint with the lowest validation loss.
+    step checkpoints are kept, plus `best.pt`: the checkpoint with the best `best_metric`
+    ("val_loss", or "val_<name>" for a metric given to fit()), the lowest or highest by `best_mode`.
     `compile` trains through `torch.compile(model)` (validation and checkpoints use the model
     itself). `tensorboard` also writes the metrics as TensorBoard scalars to out_dir/tensorboard
     when tensorboard is installed.
@@ -48,6 +49,8 @@ class FitConfig:
     progress: bool = True
     resume: bool = False
     compile: bool = False
+    best_metric: str = "val_loss"
+    best_mode: Literal["min", "max"] = "min"
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
@@ -60,6 +63,8 @@ class FitConfig:
                 raise ConfigError(f"{name} must be at least {minimum} (got {value})")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"precision must be fp32, bf16 or fp16 (got {self.precision!r})")
+        if self.best_mode not in ("min", "max"):
+            raise ConfigError(f"best_mode must be min or max (got {self.best_mode!r})")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ConfigError(f"clip_grad_norm must be positive (got {self.clip_grad_norm})")
 

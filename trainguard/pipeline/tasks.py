@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +29,12 @@ class Task:
     train_data: Dataset
     val_data: Dataset | None
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    metrics: dict[str, Callable[[Any, Any], torch.Tensor]] = field(default_factory=dict)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The fraction of samples whose highest logit is their label: the classification tasks' metric."""
+    return (logits.argmax(dim=-1) == labels).float().mean()
 
 
 def build_task(config: TrainConfig, total_steps: Callable[[int], int]) -> Task:
@@ -42,16 +48,16 @@ def build_task(config: TrainConfig, total_steps: Callable[[int], int]) -> Task:
         from trainguard.demo.digits import make_digits
 
         train_data, val_data = make_digits(config.task.samples, config.task.data_seed), make_digits(config.task.val_samples, config.task.data_seed + 1)
-        inputs, outputs, loss_fn = 64, 10, nn.CrossEntropyLoss()
+        inputs, outputs, classification = 64, 10, True
     else:
         train_data, val_data, outputs = read_tables(config.task, config.base)
-        inputs = train_data.tensors[0].shape[1]
-        loss_fn = nn.CrossEntropyLoss() if config.task.problem == "classification" else nn.MSELoss()
+        inputs, classification = train_data.tensors[0].shape[1], config.task.problem == "classification"
+    loss_fn = nn.CrossEntropyLoss() if classification else nn.MSELoss()
     model = mlp(inputs, outputs, config.model)
     optimizer = _optimizer(model, config.optimizer)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps(len(train_data)))
                  if config.optimizer.schedule == "cosine" else None)
-    return Task(model, loss_fn, optimizer, train_data, val_data, scheduler)
+    return Task(model, loss_fn, optimizer, train_data, val_data, scheduler, {"accuracy": accuracy} if classification else {})
 
 
 def mlp(inputs: int, outputs: int, section: ModelSection) -> nn.Module:
@@ -76,7 +82,7 @@ def _from_factory(target: str, base: Path) -> Task:
     missing = [key for key in ("model", "loss_fn", "optimizer", "train_data") if key not in parts]
     if missing:
         raise ConfigError(f"the factory {target} returned no {', '.join(missing)} (it must return a dict with model, "
-                          "loss_fn, optimizer (parameters -> optimizer), train_data and optionally val_data, scheduler)")
+                          "loss_fn, optimizer (parameters -> optimizer), train_data and optionally val_data, scheduler, metrics)")
     if not isinstance(parts["model"], nn.Module) or not callable(parts["optimizer"]):
         raise ConfigError(f"the factory {target} must return model as an nn.Module and optimizer as a function of the parameters")
     if isinstance(parts["train_data"], DataLoader):
@@ -84,7 +90,10 @@ def _from_factory(target: str, base: Path) -> Task:
                           "builds the loader itself so that the data order is a pure function of (seed, epoch)")
     optimizer = parts["optimizer"](parts["model"].parameters())
     scheduler = parts["scheduler"](optimizer) if parts.get("scheduler") is not None else None
-    return Task(parts["model"], parts["loss_fn"], optimizer, parts["train_data"], parts.get("val_data"), scheduler)
+    metrics = parts.get("metrics") or {}
+    if not isinstance(metrics, dict) or not all(isinstance(name, str) and callable(fn) for name, fn in metrics.items()):
+        raise ConfigError(f"the factory {target} must return metrics as a dict of names to functions (outputs, targets) -> tensor")
+    return Task(parts["model"], parts["loss_fn"], optimizer, parts["train_data"], parts.get("val_data"), scheduler, metrics)
 
 
 def _call_factory(target: str, base: Path) -> dict[str, Any]:
