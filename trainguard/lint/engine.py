@@ -19,7 +19,7 @@ from trainguard.lint.reporter import Reporter
 from trainguard.lint.rules import LintRule, load_rules
 from trainguard.lint.script import Script
 from trainguard.lint.source import ParseFailure, parse_bytes, read_source
-from trainguard.lint.suppression import find_suppressions
+from trainguard.suppression import find_suppressions
 
 # Files that import none of these and never call backward() and step() cannot hold a training
 # loop worth checking; parsing them still reports syntax errors, but the analysis is skipped

@@ -7,7 +7,7 @@ from typing import Any
 
 from trainguard.catalogue import get_rule
 from trainguard.findings import Finding, Severity
-from trainguard.lint.suppression import is_suppressed
+from trainguard.suppression import is_suppressed
 
 
 class Reporter:

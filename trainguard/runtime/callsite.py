@@ -45,6 +45,11 @@ def display_path(filename: str) -> str:
     return filename[len(_CWD):] if filename.startswith(_CWD) else filename
 
 
+def source_path(path: str) -> str:
+    """The file a display path names, wherever the process has moved since."""
+    return os.path.join(_CWD, path)  # an absolute `path` is kept as it is
+
+
 # Per code object: None for library code, else its display path. Called several times per step,
 # so the path tests run once per function, not once per frame.
 _user_paths: dict[object, str | None] = {}

@@ -4,6 +4,7 @@ findings, and the session keeps the findings, contains the guard's own faults an
 from __future__ import annotations
 
 import json
+import linecache
 import sys
 import traceback
 import weakref
@@ -13,11 +14,12 @@ from typing import Any, Callable, Iterable, Mapping
 from trainguard.catalogue import RuleSelection
 from trainguard.findings import Finding, Severity
 from trainguard.runtime.api import GuardStop
-from trainguard.runtime.callsite import Location
+from trainguard.runtime.callsite import Location, source_path
 from trainguard.runtime.events import EVENT_NAMES, BackwardCall, ForwardCall
 from trainguard.runtime.measurements import Measurements
 from trainguard.runtime.metrics_stream import MetricsStream
 from trainguard.runtime.thresholds import Thresholds
+from trainguard.suppression import find_suppressions, is_suppressed
 
 # Every optimizer step is observed in full for the first DETAILED_STEPS steps, then one step
 # window in every DETAILED_EVERY: global module hooks (which put every module call on PyTorch's
@@ -89,6 +91,7 @@ class GuardSession:
         self.roots: dict[int, Any] = {}
         self.optimizer_states: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._findings: dict[tuple, Finding] = {}
+        self._suppressions: dict[str, dict[int, set[str]]] = {}  # per source file: line -> codes
         self._internal_errors: dict[str, str] = {}
         self._installed = False
         self.detectors = [cls(self) for cls in load_detectors() if cls.code in config.selection]
@@ -158,8 +161,11 @@ class GuardSession:
         fix: str,
         evidence: dict[str, Any] | None = None,
         step: int | None = None,
-    ) -> Finding:
-        """Record a finding, or bump the count of the same rule at the same place."""
+    ) -> Finding | None:
+        """Record a finding, or bump the count of the same rule at the same place; None when a
+        `# trainguard: ignore[...]` comment on its line silences it."""
+        if self._silenced(code, location):
+            return None
         finding = Finding(
             rule=rule,
             code=code,
@@ -182,6 +188,15 @@ class GuardSession:
         if self.config.strict and severity is Severity.ERROR:
             raise GuardStop(finding)
         return finding
+
+    def _silenced(self, code: str, location: Location) -> bool:
+        if location.path is None or location.line is None:
+            return False
+        suppressions = self._suppressions.get(location.path)
+        if suppressions is None:
+            source = "".join(linecache.getlines(source_path(location.path)))
+            suppressions = self._suppressions[location.path] = find_suppressions(source)
+        return is_suppressed(suppressions, code, location.line, location.line)
 
     def findings(self) -> list[Finding]:
         return list(self._findings.values())

@@ -38,7 +38,8 @@ class Detector:
         step: int | None = None,
         severity: Severity | None = None,
         fix: str | None = None,
-    ) -> Finding:
+    ) -> Finding | None:
+        """Report a finding of this rule (None: silenced by an ignore comment on its line)."""
         return self.session.report(
             self.code,
             self.rule.slug,
