@@ -163,7 +163,7 @@ def test_strict_stops_at_the_first_error_and_cleans_up() -> None:
 
 
 def test_training_is_bitwise_identical_with_the_callback() -> None:
-    """The callback runs Lightning's closure before optimizer.step: the result must not change."""
+    """The guard wraps Lightning's closure to see the step start after it: the result must not change."""
     weights = []
     for callbacks in ([], [TrainguardCallback()]):
         torch.manual_seed(0)

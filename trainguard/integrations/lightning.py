@@ -28,23 +28,19 @@ in plain lists, at graphs kept alive, or at the numbers. Lightning's `validation
 eval mode under no_grad, so TG201/TG203 can only concern forwards the user makes in
 `training_step` (a teacher in train mode, an unused graph), which Lightning does not prevent.
 
-Lightning runs `optimizer.step(closure)` with the forward and backward inside the closure, i.e.
-after the optimizer's step hooks saw the step start. For optimizers that call their closure
-exactly once (those of `torch.optim`, except LBFGS) the callback runs the closure just before
-`optimizer.step`, which then receives its result: the same calls in the same order, but the
-guard sees the step's forward and backward before the step, as in a plain loop. Other optimizers
-are left alone (e.g. LBFGS or a SAM-style optimizer that re-evaluates the closure).
+Lightning runs `optimizer.step(closure)` with the forward and backward inside the closure; the
+guard sees such a step start after the closure's first call (for every optimizer: see
+docs/runtime.md), as in a plain loop, so the callback leaves Lightning's calls as they are.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any
 
 from trainguard.integrations import TrainerGuard, require
 
 _pl = require("lightning.pytorch", "lightning", "trainguard.integrations.lightning")
-import torch  # noqa: E402  (torch comes with lightning)
 
 LOGGER = logging.getLogger("lightning.pytorch.callbacks.trainguard")
 
@@ -66,39 +62,6 @@ def prevented_rules(automatic_optimization: bool) -> dict[str, str]:
     return {**PREVENTED_ALWAYS, **(PREVENTED_AUTOMATIC if automatic_optimization else {})}
 
 
-def _calls_closure_once(optimizer: Any) -> bool:
-    """True for the optimizers of torch.optim (each evaluates its closure once, first), bar LBFGS."""
-    step = getattr(type(optimizer), "step", None)
-    module = getattr(step, "__module__", "") or ""
-    return module.startswith("torch.optim.") and not isinstance(optimizer, torch.optim.LBFGS)
-
-
-class _ClosureFirst:
-    """Makes a precision plugin run the training closure just before `optimizer.step`."""
-
-    def __init__(self, plugin: Any) -> None:
-        self._plugin = plugin
-        self._own_attribute = "optimizer_step" in vars(plugin)
-        self._saved = vars(plugin).get("optimizer_step")
-        original: Callable[..., Any] = plugin.optimizer_step
-
-        def optimizer_step(optimizer: Any, model: Any, closure: Callable[[], Any], **kwargs: Any) -> Any:
-            if _calls_closure_once(optimizer):
-                # What torch.optim's step does first, done before the step hooks run instead.
-                with torch.enable_grad():
-                    result = closure()
-                closure = lambda: result  # noqa: E731
-            return original(optimizer, model=model, closure=closure, **kwargs)
-
-        plugin.optimizer_step = optimizer_step
-
-    def undo(self) -> None:
-        if self._own_attribute:
-            self._plugin.optimizer_step = self._saved
-        else:
-            del self._plugin.optimizer_step
-
-
 class TrainguardCallback(TrainerGuard, _pl.Callback):
     """Runs the trainguard runtime guard while a Lightning Trainer fits, validates or tests.
 
@@ -108,12 +71,9 @@ class TrainguardCallback(TrainerGuard, _pl.Callback):
     """
 
     findings_logger = LOGGER
-    _closure_first: _ClosureFirst | None = None
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._start_guard(prevented_rules(pl_module.automatic_optimization))
-        if pl_module.automatic_optimization and self._closure_first is None:
-            self._closure_first = _ClosureFirst(trainer.strategy.precision_plugin)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._flush_findings()
@@ -127,10 +87,3 @@ class TrainguardCallback(TrainerGuard, _pl.Callback):
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         # Lightning does not call teardown when fit() raises (e.g. GuardStop under strict=True).
         self.close()
-
-    def close(self) -> None:
-        """Also give the precision plugin its own `optimizer_step` back."""
-        if self._closure_first is not None:
-            self._closure_first.undo()
-            self._closure_first = None
-        super().close()

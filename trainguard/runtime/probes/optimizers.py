@@ -53,6 +53,8 @@ class OptimizerState:
         self.grad_version = -1 if grad is None else grad._version
     param_ids: set[int] = field(default_factory=set)
     step_location: Location = UNKNOWN
+    # The step just begun, announced at once, or after its closure's first call for step(closure).
+    pending_start: StepStart | None = None
 
     def refresh_params(self, optimizer: Optimizer) -> None:
         self.param_ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -103,21 +105,51 @@ class OptimizerProbe:
         return __init__
 
     # -- step hooks ------------------------------------------------------------------------
-    def _pre(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+    def _pre(self, optimizer: Optimizer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if is_compiling():
-            return
+            return None
         try:
             state = self.state(optimizer)
             state.attempts += 1
             if self.session.detailed:
                 state.refresh_params(optimizer)
-            if state.sample is None:
-                self._choose_sample(optimizer, state)
-            event = StepStart(optimizer, state, state.steps, user_location())
-            state.step_location = event.location
+            state.pending_start = StepStart(optimizer, state, state.steps, user_location())
+            state.step_location = state.pending_start.location
+            deferred = self._start_after_closure(optimizer, state, args, kwargs)
         except Exception as error:
             self.session.internal_error("optimizer probe", error)
+            return None
+        if deferred is None:
+            self._start(optimizer, state)
+        return deferred
+
+    def _start_after_closure(self, optimizer: Optimizer, state: OptimizerState, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """For `step(closure)`: the same arguments with the closure wrapped, so that the step is
+        seen to start after the closure's zero_grad, forward and backward, as in a plain loop."""
+        if callable(kwargs.get("closure")):
+            closure, rewrap = kwargs["closure"], lambda wrapped: (args, {**kwargs, "closure": wrapped})
+        elif len(args) > 1 and callable(args[1]):  # args[0] is the optimizer itself
+            closure, rewrap = args[1], lambda wrapped: ((args[0], wrapped, *args[2:]), kwargs)
+        else:
+            return None
+        probe = self
+
+        def closure_then_step_start(*closure_args: Any, **closure_kwargs: Any) -> Any:
+            result = closure(*closure_args, **closure_kwargs)
+            probe._start(optimizer, state)  # after the first call only: LBFGS calls it again and again
+            return result
+
+        return rewrap(closure_then_step_start)
+
+    def _start(self, optimizer: Optimizer, state: OptimizerState) -> None:
+        event, state.pending_start = state.pending_start, None
+        if event is None:
             return
+        try:
+            if state.sample is None:  # chosen once the step's gradients exist
+                self._choose_sample(optimizer, state)
+        except Exception as error:
+            self.session.internal_error("optimizer probe", error)
         self.session.emit("step_start", event)
 
     def _post(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
@@ -125,6 +157,7 @@ class OptimizerProbe:
             return
         try:
             state = self.state(optimizer)
+            self._start(optimizer, state)  # a closure the optimizer never called
             index = state.steps
             state.steps += 1
             sample = state.sample() if state.sample is not None else None
