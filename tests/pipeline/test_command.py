@@ -49,6 +49,7 @@ def _config(tmp_path: Path, text: str) -> Path:
     ("[task]\nkind = \"csv\"\ntrain = \"table.csv\"\nfeatures = [\"a\", \"c\"]\ntarget = \"y\"\n", "table.csv has no column 'c' (its columns: a, b, y)"),
     ("[task]\nkind = \"factory\"\nfactory = \"no_such_module_xyz:build\"\n", "cannot import the factory module 'no_such_module_xyz'"),
     ("[train\n", "is not valid TOML"),
+    ("[train]\ndevice = \"gpu\"\n", "device 'gpu' is not a device name"),
 ])
 def test_a_bad_config_is_one_sentence_exit_2_and_nothing_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                   toml: str, message: str) -> None:

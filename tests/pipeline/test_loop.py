@@ -235,3 +235,27 @@ def test_compile_trains_through_dynamo_and_checkpoints_keep_the_models_own_keys(
     saved = load_checkpoint(tmp_path / "checkpoints" / "step-000000004.pt")["model"]
     assert saved.keys() == model.state_dict().keys()  # no "_orig_mod." prefixes: loadable without compile
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_a_bad_device_or_a_model_elsewhere_is_one_clear_error(tmp_path: Path) -> None:
+    model, optimizer = _digits_setup()
+    with pytest.raises(ConfigError, match="device 'gpu' is not a device name"):
+        fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(8, 1), config=FitConfig(device="gpu", **QUIET))
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device 'cuda': no CUDA GPU is visible"):
+            fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(8, 1), config=FitConfig(device="cuda", **QUIET))
+    on_meta = nn.Linear(64, 10, device="meta")
+    with pytest.raises(ConfigError, match="the model is on meta but the device is cpu"):
+        fit(on_meta, nn.CrossEntropyLoss(), torch.optim.SGD(on_meta.parameters(), lr=0.1), make_digits(8, 1),
+            config=FitConfig(out_dir=tmp_path, **QUIET))
+    assert not any(tmp_path.iterdir())
+
+
+def test_under_torchrun_a_bare_cuda_is_the_ranks_own_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainguard.pipeline.distributed import training_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert training_device("cuda") == torch.device("cuda", 3)
+    assert training_device("cuda:1") == torch.device("cuda", 1)  # an explicit index is kept
+    assert training_device("cpu") == torch.device("cpu")

@@ -41,6 +41,7 @@ def run_train(args: argparse.Namespace) -> int:
     # Imported here, not at the top: torch costs ~1 s, and `trainguard --help` should not pay it.
     from trainguard.cli import UsageError
     from trainguard.pipeline.checkpoints import CheckpointError
+    from trainguard.pipeline.distributed import training_device
     from trainguard.pipeline.loop import NonFiniteLossError, fit
     from trainguard.pipeline.rng_state import seed_everything
     from trainguard.pipeline.settings import ConfigError
@@ -52,9 +53,10 @@ def run_train(args: argparse.Namespace) -> int:
         config = read_config(args.config)
         fit_config = config.fit_config(out_dir=args.out, max_steps=args.max_steps, resume=args.resume or None,
                                        progress=None if sys.stderr.isatty() else False)
+        device = training_device(fit_config.device)
         seed_everything(fit_config.seed)  # the initial weights: the same on every run of this config
         world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's: the ranks share each epoch
-        task = build_task(config, lambda samples: fit_config.total_steps(samples, world))
+        task = build_task(config, lambda samples: fit_config.total_steps(samples, world), device)
         result = fit(task.model, task.loss_fn, task.optimizer, task.train_data, task.val_data,
                      config=fit_config, scheduler=task.scheduler, metrics=task.metrics)
     except (ConfigError, CheckpointError) as error:

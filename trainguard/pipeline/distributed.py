@@ -18,6 +18,24 @@ from typing import Any, ContextManager
 import torch
 import torch.distributed as dist
 
+from trainguard.pipeline.settings import ConfigError
+
+
+def training_device(name: str) -> torch.device:
+    """`FitConfig.device` as a torch.device, checked. A bare "cuda" is this process's GPU: under
+    torchrun, rank-local GPU LOCAL_RANK (so that ranks do not all share GPU 0)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r} is not a device name (e.g. 'cpu', 'cuda', 'cuda:1')") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: no CUDA GPU is visible to this process")
+        if device.index is None:
+            local_rank = os.environ.get("LOCAL_RANK")
+            device = torch.device("cuda", int(local_rank) if local_rank is not None else torch.cuda.current_device())
+    return device
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -35,6 +53,8 @@ class Ranks:
             return cls(dist.get_rank(), dist.get_world_size(), device=device)
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # NCCL binds each rank to its current GPU
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return cls(dist.get_rank(), dist.get_world_size(), owns_group=True, device=device)
 

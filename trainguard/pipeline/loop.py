@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from trainguard.findings import Finding
 from trainguard.pipeline.checkpoints import CheckpointStore, Position, apply_state, build_state
 from trainguard.pipeline.data_order import batches_per_epoch, eval_loader, sample_count, train_loader
-from trainguard.pipeline.distributed import Ranks
+from trainguard.pipeline.distributed import Ranks, training_device
 from trainguard.pipeline.metrics_log import MetricsLog
 from trainguard.pipeline.outputs import export_weights, write_run_report
 from trainguard.pipeline.progress import TrainingProgress
@@ -110,7 +110,11 @@ def fit(
         raise ConfigError("a metric cannot be named 'loss': val_loss is the validation loss")
     if config.best_metric not in measured:
         raise ConfigError(f"best_metric {config.best_metric!r} is not measured (measured: {', '.join(measured)})")
-    device = torch.device(config.device)
+    device = training_device(config.device)
+    elsewhere = next((p.device for p in model.parameters() if p.device != device), None)
+    if elsewhere is not None:
+        raise ConfigError(f"the model is on {elsewhere} but the device is {device}: move it there (model.to(device)) "
+                          "before creating the optimizer")
     out = Path(config.out_dir) if config.out_dir is not None else None
     if config.resume and out is None:
         raise ConfigError("resume needs out_dir: the folder that holds the checkpoints")

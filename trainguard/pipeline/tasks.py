@@ -37,13 +37,14 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=-1) == labels).float().mean()
 
 
-def build_task(config: TrainConfig, total_steps: Callable[[int], int]) -> Task:
-    """Build the configured task. `total_steps(train_samples)` sizes the learning-rate schedule.
+def build_task(config: TrainConfig, total_steps: Callable[[int], int], device: torch.device) -> Task:
+    """Build the configured task, its model on `device` before its optimizer is made.
+    `total_steps(train_samples)` sizes the learning-rate schedule.
 
     Call it after seeding: the model's initial weights come from the global torch RNG.
     """
     if config.task.kind == "factory":
-        return _from_factory(config.task.factory, config.base)  # type: ignore[arg-type]
+        return _from_factory(config.task.factory, config.base, device)  # type: ignore[arg-type]
     if config.task.kind == "digits":
         from trainguard.demo.digits import make_digits
 
@@ -53,7 +54,7 @@ def build_task(config: TrainConfig, total_steps: Callable[[int], int]) -> Task:
         train_data, val_data, outputs = read_tables(config.task, config.base)
         inputs, classification = train_data.tensors[0].shape[1], config.task.problem == "classification"
     loss_fn = nn.CrossEntropyLoss() if classification else nn.MSELoss()
-    model = mlp(inputs, outputs, config.model)
+    model = mlp(inputs, outputs, config.model).to(device)
     optimizer = _optimizer(model, config.optimizer)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps(len(train_data)))
                  if config.optimizer.schedule == "cosine" else None)
@@ -77,7 +78,7 @@ def _optimizer(model: nn.Module, section: OptimizerSection) -> torch.optim.Optim
 
 
 # -- user code --------------------------------------------------------------------------------------
-def _from_factory(target: str, base: Path) -> Task:
+def _from_factory(target: str, base: Path, device: torch.device) -> Task:
     parts = _call_factory(target, base)
     missing = [key for key in ("model", "loss_fn", "optimizer", "train_data") if key not in parts]
     if missing:
@@ -88,7 +89,7 @@ def _from_factory(target: str, base: Path) -> Task:
     if isinstance(parts["train_data"], DataLoader):
         raise ConfigError(f"the factory {target} must return train_data as a Dataset, not a DataLoader: trainguard train "
                           "builds the loader itself so that the data order is a pure function of (seed, epoch)")
-    optimizer = parts["optimizer"](parts["model"].parameters())
+    optimizer = parts["optimizer"](parts["model"].to(device).parameters())
     scheduler = parts["scheduler"](optimizer) if parts.get("scheduler") is not None else None
     metrics = parts.get("metrics") or {}
     if not isinstance(metrics, dict) or not all(isinstance(name, str) and callable(fn) for name, fn in metrics.items()):
