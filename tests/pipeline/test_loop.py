@@ -259,3 +259,11 @@ def test_under_torchrun_a_bare_cuda_is_the_ranks_own_gpu(monkeypatch: pytest.Mon
     assert training_device("cuda") == torch.device("cuda", 3)
     assert training_device("cuda:1") == torch.device("cuda", 1)  # an explicit index is kept
     assert training_device("cpu") == torch.device("cpu")
+
+
+def test_a_run_stopped_by_max_steps_mid_epoch_validates_its_final_weights(tmp_path: Path) -> None:
+    model, optimizer = _digits_setup()
+    result = fit(model, nn.CrossEntropyLoss(), optimizer, make_digits(320, 1), make_digits(64, 2),
+                 config=FitConfig(out_dir=tmp_path, max_steps=7, **QUIET))  # 10 steps an epoch: no epoch end
+    evaluations = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [e["step"] for e in evaluations] == [6] and result.val_loss == evaluations[0]["val_loss"]

@@ -228,14 +228,15 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
                         clock, samples_since_log = time.perf_counter(), 0
                     progress.update(step, last_loss, speed)
                     improved = False
-                    if val_loader is not None and _due(step, config.eval_every_steps, epoch_done, epoch, config.eval_every_epochs):
+                    last_step = step == total_steps  # the final weights are always validated
+                    if val_loader is not None and (last_step or _due(step, config.eval_every_steps, epoch_done, epoch,
+                                                                     config.eval_every_epochs)):
                         validation, samples = evaluate(model, loss_fn, val_loader, device, autocast, metrics)
                         log.write("eval", step=step - 1, epoch=epoch, **validation, samples=samples)
                         value = validation[config.best_metric]
                         improved = best is None or (value < best["value"] if config.best_mode == "min" else value > best["value"])
                         best = {"metric": config.best_metric, "value": value} if improved else best
-                    scheduled = (_due(step, config.checkpoint_every_steps, epoch_done, epoch, 1) or step == total_steps
-                                 or stopping)
+                    scheduled = _due(step, config.checkpoint_every_steps, epoch_done, epoch, 1) or last_step or stopping
                     if store is not None and (scheduled or improved):
                         here = Position(epoch + 1, 0, step) if epoch_done else Position(epoch, batch, step)
                         state = build_state(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,

@@ -20,7 +20,7 @@ class FitConfig:
 
     `out_dir` receives checkpoints/, metrics.jsonl, final.safetensors and report.json (nothing is
     written when it is None). `max_steps` stops training early (after `epochs` at the latest).
-    `eval_every_steps` / `eval_every_epochs` schedule validation; `checkpoint_every_steps` adds
+    `eval_every_steps` / `eval_every_epochs` schedule validation (which also follows the last step); `checkpoint_every_steps` adds
     checkpoints to the ones written at the end of every epoch and of training. `keep_last`
     step checkpoints are kept, plus `best.pt`: the checkpoint with the best `best_metric`
     ("val_loss", or "val_<name>" for a metric given to fit()), the lowest or highest by `best_mode`.
