@@ -18,10 +18,11 @@ class ConfigError(ValueError):
 class FitConfig:
     """How `fit()` trains. Step counts are optimizer steps; `None` switches a feature off.
 
-    `out_dir` receives checkpoints/, metrics.jsonl, final.safetensors and report.json (nothing is
-    written when it is None). `max_steps` stops training early (after `epochs` at the latest).
-    `eval_every_steps` / `eval_every_epochs` schedule validation (which also follows the last step); `checkpoint_every_steps` adds
-    checkpoints to the ones written at the end of every epoch and of training. `keep_last`
+    `out_dir` receives checkpoints/, metrics.jsonl, tensorboard/, final.safetensors and report.json
+    (nothing is written when it is None). `max_steps` stops training early (after `epochs` at the
+    latest). `eval_every_steps` / `eval_every_epochs` schedule validation, which also follows the
+    last step; `checkpoint_every_steps` adds checkpoints to the ones written at the end of every
+    epoch and of training. `device` is where the model already is ("cuda": this rank's GPU). `keep_last`
     step checkpoints are kept, plus `best.pt`: the checkpoint with the best `best_metric`
     ("val_loss", or "val_<name>" for a metric given to fit()), the lowest or highest by `best_mode`.
     `compile` trains through `torch.compile(model)` (validation and checkpoints use the model
