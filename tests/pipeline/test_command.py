@@ -50,6 +50,8 @@ def _config(tmp_path: Path, text: str) -> Path:
     ("[task]\nkind = \"factory\"\nfactory = \"no_such_module_xyz:build\"\n", "cannot import the factory module 'no_such_module_xyz'"),
     ("[train\n", "is not valid TOML"),
     ("[train]\ndevice = \"gpu\"\n", "device 'gpu' is not a device name"),
+    ("[guard]\nignore = [\"TG999\"]\n", "[guard] unknown rule 'TG999'"),
+    ("[guard]\nthresholds = { patience = 2 }\n", "[guard] unknown threshold 'patience'"),
 ])
 def test_a_bad_config_is_one_sentence_exit_2_and_nothing_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                   toml: str, message: str) -> None:
@@ -142,6 +144,14 @@ def build_with_nan():
     features[7, 1] = float("nan")
     return parts
 
+def build_with_softmax():
+    parts = build()
+    parts["train_data"] = TensorDataset(torch.randn(40, 3), torch.randint(0, 2, (40,)))
+    parts["val_data"], parts["metrics"] = None, {}
+    parts["model"] = nn.Sequential(nn.Linear(3, 2), nn.Softmax(dim=1))
+    parts["loss_fn"] = nn.CrossEntropyLoss()
+    return parts
+
 def build_with_loader():
     parts = build()
     parts["train_data"] = DataLoader(parts["train_data"])
@@ -165,3 +175,13 @@ def test_user_code_through_a_factory(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["train", "--config", str(loader), "--out", str(tmp_path / "loader")]) == 2
     assert "must return train_data as a Dataset, not a DataLoader" in capsys.readouterr().err
     assert not (tmp_path / "loader").exists()
+
+
+def test_the_guard_section_chooses_the_rules(tmp_path: Path) -> None:
+    (tmp_path / "mytask.py").write_text(_FACTORY)
+    task = '[task]\nkind = "factory"\nfactory = "mytask.py:build_with_softmax"\n'
+    assert main(["train", "--config", str(_config(tmp_path, task)), "--out", str(tmp_path / "all")]) == 1
+    assert [f["code"] for f in _report(tmp_path / "all")["findings"]] == ["TG302"]
+    ignoring = _config(tmp_path, task + '[guard]\nignore = ["softmax-before-cross-entropy"]\n')
+    assert main(["train", "--config", str(ignoring), "--out", str(tmp_path / "ignoring")]) == 0
+    assert _report(tmp_path / "ignoring")["findings"] == []

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from contextlib import nullcontext
 
 from trainguard.console import make_console, print_summary
 from trainguard.report import exit_status, summarize
@@ -47,6 +48,7 @@ def run_train(args: argparse.Namespace) -> int:
     from trainguard.pipeline.settings import ConfigError
     from trainguard.pipeline.task_config import read_config
     from trainguard.pipeline.tasks import build_task
+    from trainguard.runtime.api import watch
 
     try:
         # Everything is checked (config, data files, factory) before DIR is touched.
@@ -57,8 +59,10 @@ def run_train(args: argparse.Namespace) -> int:
         seed_everything(fit_config.seed)  # the initial weights: the same on every run of this config
         world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's: the ranks share each epoch
         task = build_task(config, lambda samples: fit_config.total_steps(samples, world), device)
-        result = fit(task.model, task.loss_fn, task.optimizer, task.train_data, task.val_data,
-                     config=fit_config, scheduler=task.scheduler, metrics=task.metrics)
+        # fit() runs under the guard installed here, with the [guard] section's rules and thresholds.
+        with watch(**config.guard.watch_options()) if fit_config.guard else nullcontext():
+            result = fit(task.model, task.loss_fn, task.optimizer, task.train_data, task.val_data,
+                         config=fit_config, scheduler=task.scheduler, metrics=task.metrics)
     except (ConfigError, CheckpointError) as error:
         raise UsageError(str(error)) from None
     except NonFiniteLossError as error:

@@ -4,6 +4,7 @@
     [model]      hidden, dropout (the MLP used for "digits", "csv" and "parquet")
     [optimizer]  name, lr, weight_decay, momentum, schedule
     [train]      the FitConfig fields (except out_dir and resume, which come from the command line)
+    [guard]      select, ignore (rule codes, slugs or prefixes), thresholds (the guard's numbers)
 
 Every mistake (unknown section or key, wrong type, value out of range) is one ConfigError
 sentence naming the key.
@@ -65,6 +66,19 @@ class OptimizerSection:
 
 
 @dataclass(frozen=True)
+class GuardSection:
+    """The runtime guard's rules and thresholds, as `trainguard run --select/--ignore/--threshold`."""
+
+    select: list[str] | None = None
+    ignore: list[str] | None = None
+    thresholds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def watch_options(self) -> dict[str, Any]:
+        """The keyword arguments of `trainguard.watch()`."""
+        return {"select": self.select, "ignore": self.ignore, "thresholds": self.thresholds}
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A whole `trainguard train` configuration; `base` is the folder relative paths start from."""
 
@@ -73,6 +87,7 @@ class TrainConfig:
     optimizer: OptimizerSection
     train: dict[str, Any]
     base: Path
+    guard: GuardSection = dataclasses.field(default_factory=GuardSection)
 
     def fit_config(self, **command_line: Any) -> FitConfig:
         """The FitConfig of this run: the [train] keys, overridden by the command line's."""
@@ -99,7 +114,8 @@ def read_config(path: str | Path | None) -> TrainConfig:
         raise ConfigError(f"config file {path} cannot be read ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML ({error})") from None
-    sections = {"task": TaskSection, "model": ModelSection, "optimizer": OptimizerSection, "train": FitConfig}
+    sections = {"task": TaskSection, "model": ModelSection, "optimizer": OptimizerSection, "train": FitConfig,
+                "guard": GuardSection}
     unknown = sorted(set(document) - set(sections))
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}] (expected: {', '.join(f'[{s}]' for s in sections)})")
@@ -113,12 +129,15 @@ def read_config(path: str | Path | None) -> TrainConfig:
         raise ConfigError(f"{path}: [train] {error}") from None
     task = TaskSection(**_checked(path, "task", document.get("task", {}), TaskSection))
     _check_task(path, task)
+    guard = GuardSection(**_checked(path, "guard", document.get("guard", {}), GuardSection))
+    _check_guard(path, guard)
     return TrainConfig(
         task,
         ModelSection(**_checked(path, "model", document.get("model", {}), ModelSection)),
         OptimizerSection(**_checked(path, "optimizer", document.get("optimizer", {}), OptimizerSection)),
         train,
         path.parent,
+        guard,
     )
 
 
@@ -128,6 +147,17 @@ def _check_task(path: Path, task: TaskSection) -> None:
     for key in required:
         if getattr(task, key) is None:
             raise ConfigError(f"{path}: task.{key} is required when task.kind = {task.kind!r}")
+
+
+def _check_guard(path: Path, guard: GuardSection) -> None:
+    from trainguard.catalogue import RuleSelection, UnknownRuleError
+    from trainguard.runtime.thresholds import Thresholds
+
+    try:
+        RuleSelection.build(guard.select, guard.ignore)
+        Thresholds.build(guard.thresholds)
+    except (UnknownRuleError, ValueError) as error:
+        raise ConfigError(f"{path}: [guard] {error}") from None
 
 
 def _checked(path: Path, section: str, table: dict[str, Any], cls: type, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
@@ -163,6 +193,10 @@ def _matches(value: Any, hint: Any) -> bool:
             (item,) = typing.get_args(option)
             if isinstance(value, list) and all(_matches(v, item) for v in value):
                 return True
+        elif origin is dict:
+            _, item = typing.get_args(option)
+            if isinstance(value, dict) and all(_matches(v, item) for v in value.values()):
+                return True
         elif option is bool and isinstance(value, bool):
             return True
         elif option is int and isinstance(value, int) and not isinstance(value, bool):
@@ -181,6 +215,8 @@ def _describe(hint: Any) -> str:
             names.append(" or ".join(repr(a) for a in typing.get_args(option)))
         elif typing.get_origin(option) is list:
             names.append(f"a list ({_describe(typing.get_args(option)[0])} each)")
+        elif typing.get_origin(option) is dict:
+            names.append(f"a table ({_describe(typing.get_args(option)[1])} each)")
         else:
             names.append({bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(option, str(option)))
     return " or ".join(names)
