@@ -28,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train with the reference pipeline (guarded, checkpointed, exactly resumable)",
         description="Train the task of FILE.toml (without --config: the built-in 8x8 digits) into DIR: "
-        "checkpoints/, metrics.jsonl, final.safetensors and report.json. See docs/pipeline.md.",
+        "checkpoints/, metrics.jsonl, tensorboard/ (when tensorboard is installed), final.safetensors and "
+        "report.json. See docs/pipeline.md.",
     )
     parser.add_argument("--config", metavar="FILE.toml", help="the run's configuration (default: the built-in digits task)")
     parser.add_argument("--out", metavar="DIR", required=True, help="the folder that receives the run's files")
