@@ -47,6 +47,8 @@ class Setup:
 
 _KEYS = tuple(field.name for field in fields(Setup))
 _REQUIRED = tuple(key for key in _KEYS if key != "val_data")
+# Keys of the same factory that only `trainguard train` uses: one function serves both commands.
+_TRAIN_ONLY = ("scheduler", "metrics")
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,13 @@ def _as_setup(spec: str, value: Any) -> Setup:
     if isinstance(value, Setup):
         values = {key: getattr(value, key) for key in _KEYS}
     elif isinstance(value, dict):
-        unknown = sorted(set(value) - set(_KEYS))
+        unknown = sorted(set(value) - set(_KEYS) - set(_TRAIN_ONLY))
         missing = [key for key in _REQUIRED if key not in value]
         if missing:
             raise TargetError(f"{spec} returned a dict without {', '.join(map(repr, missing))}: it needs the keys {', '.join(_REQUIRED)} (val_data optional)")
         if unknown:
-            raise TargetError(f"{spec} returned unknown key(s) {', '.join(map(repr, unknown))}: the keys are {', '.join(_KEYS)}")
+            raise TargetError(f"{spec} returned unknown key(s) {', '.join(map(repr, unknown))}: the keys are {', '.join(_KEYS)} "
+                              f"(and {' and '.join(_TRAIN_ONLY)}, which trainguard train uses)")
         values = {key: value.get(key) for key in _KEYS}
     else:
         raise TargetError(
