@@ -84,7 +84,7 @@ def fit(
     loss, a fail-fast check of the window's loss (NonFiniteLossError, before the update), unscale_
     before clipping and before measuring the gradient norm, optimizer and scaler step,
     `zero_grad(set_to_none=True)`, then `scheduler.step()` (once per optimizer step). At the step
-    boundary: logging, validation (model.eval() under no_grad: the loss and each of `metrics`,
+    boundary: logging, validation (model.eval() under inference_mode: the loss and each of `metrics`,
     e.g. {"accuracy": fn}, as means weighted by samples, logged as "val_loss", "val_accuracy"),
     then checkpoints, always last, so a resumed run continues exactly where the checkpoint was
     taken. The model must already be on `config.device`; batches are moved there. SIGTERM
@@ -271,7 +271,7 @@ def evaluate(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor]
     ("val_<name>"), in eval mode without autograd, and the number of samples; back to train mode."""
     model.eval()
     totals, count = torch.zeros(1 + len(metrics), device=device), 0
-    with torch.no_grad():
+    with torch.inference_mode():  # pure inference: no autograd, no version counters
         for pair in loader:
             inputs, targets = _to_device(pair, device)
             with autocast():
