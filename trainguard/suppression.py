@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import tokenize
@@ -46,6 +47,26 @@ def find_suppressions(source: str) -> dict[int, set[str]]:
     except (tokenize.TokenError, SyntaxError):
         pass  # the file parsed, so this is only a tokenizer corner case: keep what was found
     return found
+
+
+# A comment on any line of a statement counts, for statements of up to this many lines (a call
+# spread over several lines); a longer block only counts on the reported line itself.
+MAX_STATEMENT_LINES = 10
+
+
+def statement_lines(source: str) -> dict[int, tuple[int, int]]:
+    """Line -> (first, last) line of the simple statement holding it (short statements only)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    spans: dict[int, tuple[int, int]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not hasattr(node, "body") and node.end_lineno is not None:
+            if node.end_lineno - node.lineno < MAX_STATEMENT_LINES:
+                for line in range(node.lineno, node.end_lineno + 1):
+                    spans[line] = (node.lineno, node.end_lineno)
+    return spans
 
 
 def is_suppressed(suppressions: dict[int, set[str]], code: str, first_line: int, last_line: int) -> bool:

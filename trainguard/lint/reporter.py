@@ -7,7 +7,7 @@ from typing import Any
 
 from trainguard.catalogue import get_rule
 from trainguard.findings import Finding, Severity
-from trainguard.suppression import is_suppressed
+from trainguard.suppression import MAX_STATEMENT_LINES, is_suppressed
 
 
 class Reporter:
@@ -33,7 +33,7 @@ class Reporter:
         self.seen.add(key)
         # A multi-line statement may carry its comment on its last line; one line of a long block may not.
         last = getattr(node, "end_lineno", None) or line
-        if is_suppressed(self.suppressions, code, line, last if last - line < 10 else line):
+        if is_suppressed(self.suppressions, code, line, last if last - line < MAX_STATEMENT_LINES else line):
             self.suppressed += 1
             return
         rule = get_rule(code)

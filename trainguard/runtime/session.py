@@ -19,7 +19,7 @@ from trainguard.runtime.events import EVENT_NAMES, BackwardCall, ForwardCall
 from trainguard.runtime.measurements import Measurements
 from trainguard.runtime.metrics_stream import MetricsStream
 from trainguard.runtime.thresholds import Thresholds
-from trainguard.suppression import find_suppressions, is_suppressed
+from trainguard.suppression import find_suppressions, is_suppressed, statement_lines
 
 # Every optimizer step is observed in full for the first DETAILED_STEPS steps, then one step
 # window in every DETAILED_EVERY: global module hooks (which put every module call on PyTorch's
@@ -91,7 +91,8 @@ class GuardSession:
         self.roots: dict[int, Any] = {}
         self.optimizer_states: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._findings: dict[tuple, Finding] = {}
-        self._suppressions: dict[str, dict[int, set[str]]] = {}  # per source file: line -> codes
+        # Per source file: line -> codes silenced there, and line -> its statement's lines.
+        self._suppressions: dict[str, tuple[dict[int, set[str]], dict[int, tuple[int, int]]]] = {}
         self._internal_errors: dict[str, str] = {}
         self._installed = False
         self.detectors = [cls(self) for cls in load_detectors() if cls.code in config.selection]
@@ -192,11 +193,15 @@ class GuardSession:
     def _silenced(self, code: str, location: Location) -> bool:
         if location.path is None or location.line is None:
             return False
-        suppressions = self._suppressions.get(location.path)
-        if suppressions is None:
+        known = self._suppressions.get(location.path)
+        if known is None:
             source = "".join(linecache.getlines(source_path(location.path)))
-            suppressions = self._suppressions[location.path] = find_suppressions(source)
-        return is_suppressed(suppressions, code, location.line, location.line)
+            suppressions = find_suppressions(source)
+            # Parsed only when the file has a directive at all (findings are rare; this is cached).
+            known = self._suppressions[location.path] = (suppressions, statement_lines(source) if suppressions else {})
+        suppressions, statements = known
+        first, last = statements.get(location.line, (location.line, location.line))
+        return is_suppressed(suppressions, code, first, last)
 
     def findings(self) -> list[Finding]:
         return list(self._findings.values())
