@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,6 +60,31 @@ def test_guard_leaves_weights_bitwise_identical() -> None:
     assert plain.keys() == guarded.keys()
     for name in plain:
         assert torch.equal(plain[name], guarded[name]), name
+
+
+def _train_lbfgs(guarded: bool) -> dict[str, torch.Tensor]:
+    """optimizer.step(closure), whose closure the guard wraps: LBFGS calls it many times a step."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 10), torch.randn(64, 1)
+    model = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 1))
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=6)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    with trainguard.watch(echo=False) if guarded else nullcontext() as handle:
+        for _ in range(4):
+            optimizer.step(closure)
+        assert handle is None or handle.findings == []
+    return {name: value.clone() for name, value in model.state_dict().items()}
+
+
+def test_a_closure_step_is_bitwise_identical_under_the_guard() -> None:
+    plain, guarded = _train_lbfgs(False), _train_lbfgs(True)
+    assert all(torch.equal(plain[name], guarded[name]) for name in plain)
 
 
 def _patchable() -> dict[str, object]:
