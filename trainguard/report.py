@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -11,6 +12,17 @@ from trainguard.findings import Finding, Severity
 
 Mode = Literal["run", "lint", "doctor"]
 FailOn = Literal["error", "warning", "never"]
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN/Inf floats as the strings "nan"/"inf"/"-inf" (strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

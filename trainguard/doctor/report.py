@@ -5,24 +5,12 @@ table, plot). The Markdown and HTML writers and the text output all read this di
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Iterable
 
 import torch
 
 from trainguard.doctor.probe import ProbeResult
-from trainguard.report import build_report
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with NaN/Inf floats as the strings "nan"/"inf"/"-inf" (strict JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    return value
+from trainguard.report import build_report, json_safe
 
 
 def doctor_report(target: str, results: Iterable[ProbeResult], device: torch.device, seconds: float, budget: float) -> dict[str, Any]:

@@ -17,16 +17,11 @@ from pathlib import Path
 from typing import Any, Iterator, TextIO
 
 from trainguard.pipeline.atomic import write_text_atomic
+from trainguard.report import json_safe
 from trainguard.tensorboard import summary_writer
 
 # Counters and positions, not measurements: kept out of TensorBoard.
 _NOT_SCALARS = {"step", "epoch", "samples"}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def _scalars(kind: str, values: dict[str, Any]) -> Iterator[tuple[str, float]]:
@@ -69,7 +64,7 @@ class MetricsLog:
     def write(self, kind: str, **values: Any) -> None:
         """Append one record of `kind` ("step" or "eval") with `values` (`step` among them)."""
         if self._file is not None:
-            self._file.write(json.dumps({"type": kind, **{k: _plain(v) for k, v in values.items()}}) + "\n")
+            self._file.write(json.dumps(json_safe({"type": kind, **values})) + "\n")
             self._file.flush()
         if self._tensorboard is not None:
             for tag, value in _scalars(kind, values):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from trainguard.report import json_safe
 from trainguard.runtime.events import Evaluated, StepEnd, StepMeasured
 from trainguard.tensorboard import summary_writer
 
@@ -19,13 +20,6 @@ if TYPE_CHECKING:
 # The update-to-weight ratio is computed over at most this many parameter tensors (the largest):
 # it needs a copy of them from before the step.
 UPDATE_RATIO_TENSORS = 32
-
-
-def _number(value: float | None) -> float | str | None:
-    """JSON has no NaN/Inf: write them as strings."""
-    if value is None or math.isfinite(value):
-        return value
-    return str(value)
 
 
 class MetricsStream:
@@ -58,20 +52,20 @@ class MetricsStream:
         record = {
             "type": "step",
             "step": measured.step,
-            "loss": _number(measured.loss),
-            "grad_norm": _number(measured.grad_norm),
+            "loss": measured.loss,
+            "grad_norm": measured.grad_norm,
             "update_ratio": measured.update_ratio,
             "lr": measured.lr,
-            "layer_grad_norms": None if measured.layer_norms is None else {k: _number(v) for k, v in measured.layer_norms.items()},
+            "layer_grad_norms": measured.layer_norms,
         }
         self._write(record)
         for name in ("loss", "grad_norm", "update_ratio", "lr"):
             value = record[name]
-            if isinstance(value, float):
+            if isinstance(value, float) and math.isfinite(value):
                 self._scalar(f"train/{name}", value, measured.step)
 
     def on_evaluated(self, event: Evaluated) -> None:
-        self._write({"type": "eval", "evaluation": event.index, "step": event.step, "val_loss": _number(event.loss), "samples": event.samples})
+        self._write({"type": "eval", "evaluation": event.index, "step": event.step, "val_loss": event.loss, "samples": event.samples})
         if math.isfinite(event.loss):
             self._scalar("val/loss", event.loss, event.step)
 
@@ -85,7 +79,7 @@ class MetricsStream:
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is not None:
             record["rank"] = self.session.config.rank
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(json.dumps(json_safe(record)) + "\n")  # JSON has no NaN/Inf: strings
             self._file.flush()
 
     def _scalar(self, tag: str, value: float, step: int) -> None:
