@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import runpy
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import trainguard
 from trainguard.runtime.api import active_session
+
+LBFGS_FIXTURE = Path(__file__).parents[1] / "runtime" / "fixtures" / "silent_lbfgs_closure.py"
 
 
 def _train(guarded: bool, steps: int = 12) -> dict[str, torch.Tensor]:
@@ -63,23 +67,13 @@ def test_guard_leaves_weights_bitwise_identical() -> None:
 
 
 def _train_lbfgs(guarded: bool) -> dict[str, torch.Tensor]:
-    """optimizer.step(closure), whose closure the guard wraps: LBFGS calls it many times a step."""
+    """The LBFGS fixture (optimizer.step(closure), a closure the guard wraps and LBFGS calls many
+    times a step), run as a script; its final weights."""
     torch.manual_seed(0)
-    x, y = torch.randn(64, 10), torch.randn(64, 1)
-    model = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 1))
-    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=6)
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.mse_loss(model(x), y)
-        loss.backward()
-        return loss
-
     with trainguard.watch(echo=False) if guarded else nullcontext() as handle:
-        for _ in range(4):
-            optimizer.step(closure)
+        script = runpy.run_path(str(LBFGS_FIXTURE), run_name="__main__")
         assert handle is None or handle.findings == []
-    return {name: value.clone() for name, value in model.state_dict().items()}
+    return {name: value.clone() for name, value in script["model"].state_dict().items()}
 
 
 def test_a_closure_step_is_bitwise_identical_under_the_guard() -> None:
