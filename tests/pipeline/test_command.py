@@ -47,7 +47,10 @@ def _config(tmp_path: Path, text: str) -> Path:
     ("[task]\nkind = \"csv\"\ntrain = \"t.csv\"\ntarget = \"y\"\n", "task.features is required when task.kind = 'csv'"),
     ("[task]\nkind = \"csv\"\ntrain = \"missing.csv\"\nfeatures = [\"a\"]\ntarget = \"y\"\n", "missing.csv does not exist"),
     ("[task]\nkind = \"csv\"\ntrain = \"table.csv\"\nfeatures = [\"a\", \"c\"]\ntarget = \"y\"\n", "table.csv has no column 'c' (its columns: a, b, y)"),
-    ("[task]\nkind = \"factory\"\nfactory = \"no_such_module_xyz:build\"\n", "cannot import the factory module 'no_such_module_xyz'"),
+    ("[task]\nkind = \"factory\"\nfactory = \"no_such_module_xyz:build\"\n", "task.factory: no module named 'no_such_module_xyz'"),
+    ("[task]\nkind = \"factory\"\nfactory = \"broken.py:build\"\n", "task.factory: cannot import broken.py: SyntaxError"),
+    ("[task]\nkind = \"factory\"\nfactory = \"raising.py:build\"\n", "task.factory: raising.py:build raised ValueError: no data here"),
+    ("[task]\nkind = \"factory\"\nfactory = \"build\"\n", "task.factory: the factory 'build' must be module:function"),
     ("[train\n", "is not valid TOML"),
     ("[train]\ndevice = \"gpu\"\n", "device 'gpu' is not a device name"),
     ("[guard]\nignore = [\"TG999\"]\n", "[guard] unknown rule 'TG999'"),
@@ -56,6 +59,8 @@ def _config(tmp_path: Path, text: str) -> Path:
 def test_a_bad_config_is_one_sentence_exit_2_and_nothing_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                   toml: str, message: str) -> None:
     (tmp_path / "table.csv").write_text("a,b,y\n1,2,x\n3,4,z\n")
+    (tmp_path / "broken.py").write_text("def build(:\n")
+    (tmp_path / "raising.py").write_text("def build():\n    raise ValueError('no data here')\n")
     out = tmp_path / "out"
     assert main(["train", "--config", str(_config(tmp_path, toml)), "--out", str(out)]) == 2
     error = capsys.readouterr().err

@@ -8,10 +8,7 @@ for the user (the command turns it into exit status 2).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -20,9 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-
-class TargetError(ValueError):
-    """The TARGET cannot be used; the message is one sentence saying why and what to do."""
+from trainguard.targets import TargetError, call_function, describe_error, find_function
 
 
 @dataclass
@@ -61,66 +56,13 @@ class LoadedTarget:
     line: int | None
 
 
-def _import_file(path: Path) -> Any:
-    # Like `python path/to/file.py`: the file's folder is importable, so its sibling modules are.
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(f"trainguard_doctor_target_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise TargetError(f"cannot import {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses and pickling look the module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def _import_module(name: str) -> Any:
-    # Like `python -m`: the current folder is importable.
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    return importlib.import_module(name)
-
-
-def describe_error(error: BaseException) -> str:
-    """`Type: first line of the message`, the way the doctor quotes the user's exceptions."""
-    text = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
 def _find_function(spec: str) -> Callable[[], Any]:
-    where, _, name = spec.rpartition(":")
-    if not where or not name:
-        if spec.endswith(".toml"):
-            raise TargetError(
-                f"{spec} is a config file: `trainguard doctor` does not read `trainguard train` configs yet; "
-                "give module:function or path/to/file.py:function"
-            )
-        raise TargetError(f"TARGET {spec!r} must be module:function or path/to/file.py:function")
-    is_file = where.endswith(".py") or "/" in where or "\\" in where
-    try:
-        if is_file:
-            if not Path(where).is_file():
-                raise TargetError(f"no such file: {where}")
-            module = _import_file(Path(where))
-        else:
-            module = _import_module(where)
-    except TargetError:
-        raise
-    except ModuleNotFoundError as error:
-        if error.name and (where == error.name or where.startswith(error.name + ".")) and not is_file:
-            raise TargetError(f"no module named {where!r} (run from the folder that contains it, or give path/to/file.py:function)") from None
-        raise TargetError(f"cannot import {where}: {describe_error(error)}") from None
-    except BaseException as error:  # the user's module may fail in any way, even sys.exit()
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        raise TargetError(f"cannot import {where}: {describe_error(error)}") from None
-    function = getattr(module, name, None)
-    if function is None:
-        raise TargetError(f"{where} has no function {name!r}")
-    if not callable(function):
-        raise TargetError(f"{where}:{name} is a {type(function).__name__}, not a function returning the set-up")
-    return function
+    if ":" not in spec and spec.endswith(".toml"):
+        raise TargetError(
+            f"{spec} is a config file: `trainguard doctor` does not read `trainguard train` configs yet; "
+            "give module:function or path/to/file.py:function"
+        )
+    return find_function(spec, label="TARGET")
 
 
 def _as_setup(spec: str, value: Any) -> Setup:
@@ -200,12 +142,6 @@ def display_path(path: str | None) -> str | None:
 def load_target(spec: str) -> LoadedTarget:
     """Import the TARGET's function, call it and check what it returns."""
     function = _find_function(spec)
-    try:
-        value = function()
-    except BaseException as error:
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        raise TargetError(f"{spec} raised {describe_error(error)}") from None
-    setup = _as_setup(spec, value)
+    setup = _as_setup(spec, call_function(spec, function))
     path, line = _place(function)
     return LoadedTarget(spec, setup, path, line)

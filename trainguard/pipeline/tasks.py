@@ -3,9 +3,6 @@ Parquet table (tables.py), or the user's own code through a `module:function` fa
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from trainguard.pipeline.settings import ConfigError
 from trainguard.pipeline.tables import read_tables
 from trainguard.pipeline.task_config import ModelSection, OptimizerSection, TrainConfig
+from trainguard.targets import TargetError, call_function, find_function
 
 
 @dataclass
@@ -98,26 +96,10 @@ def _from_factory(target: str, base: Path, device: torch.device) -> Task:
 
 
 def _call_factory(target: str, base: Path) -> dict[str, Any]:
-    where, _, name = target.rpartition(":")
-    if not where or not name:
-        raise ConfigError(f"task.factory must be 'module:function' or 'path/to/file.py:function' (got {target!r})")
     try:
-        if where.endswith(".py"):
-            path = (base / where).resolve()
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            if spec is None or spec.loader is None or not path.is_file():
-                raise ConfigError(f"the factory file {path} does not exist")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        else:
-            sys.path[:0] = [str(base), str(Path.cwd())]  # as `python -m` would find the user's modules
-            module = importlib.import_module(where)
-    except ImportError as error:
-        raise ConfigError(f"cannot import the factory module {where!r} ({error})") from None
-    factory = getattr(module, name, None)
-    if not callable(factory):
-        raise ConfigError(f"{where} has no function {name!r}")
-    parts = factory()
+        parts = call_function(target, find_function(target, label="the factory", base=base))
+    except TargetError as error:
+        raise ConfigError(f"task.factory: {error}") from None
     if not isinstance(parts, dict):
         raise ConfigError(f"the factory {target} must return a dict (it returned {type(parts).__name__})")
     return parts

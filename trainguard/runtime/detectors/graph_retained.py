@@ -3,8 +3,9 @@
 
 A graph is followed through its output node, not the tensor: a pre-hook object registered on the
 node of each model output (and of each loss in a step without a model forward) is held by that
-node only, so a weak reference to it is alive exactly as long as the graph is — whether the tensor itself is kept (`losses.append(loss)`)
-or only a tensor computed from it (`total_loss += loss`).
+node only, so a weak reference to it is alive exactly as long as the graph is — whether the
+tensor itself is kept (`losses.append(loss)`) or only a tensor computed from it
+(`total_loss += loss`).
 """
 
 from __future__ import annotations
