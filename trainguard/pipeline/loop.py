@@ -51,12 +51,16 @@ class FitResult:
     steps: int
     epoch: int
     last_loss: float | None
-    val_loss: float | None
     best: float | None
     findings: list[Finding] = field(default_factory=list)
     validation: dict[str, float] = field(default_factory=dict)
     final_weights: Path | None = None
     terminated: bool = False  # stopped by SIGTERM at a step boundary, after a checkpoint
+
+    @property
+    def val_loss(self) -> float | None:
+        """The last validation loss (None without validation)."""
+        return self.validation.get("val_loss")
 
 
 def fit(
@@ -105,7 +109,7 @@ def fit(
     if len(train_data) == 0:  # type: ignore[arg-type]
         raise ConfigError("the training data set is empty")
     metrics = dict(metrics or {})
-    measured = ["val_loss", *(f"val_{name}" for name in metrics)]
+    measured = _validation_names(metrics)
     if "loss" in metrics:
         raise ConfigError("a metric cannot be named 'loss': val_loss is the validation loss")
     if config.best_metric not in measured:
@@ -254,8 +258,8 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
         finally:
             log.close()
     findings = watch.findings if watch is not None else []
-    result = FitResult(step, epoch, last_loss, validation.get("val_loss"), best["value"] if best is not None else None,
-                       findings, validation, terminated=stopping and step < total_steps)
+    result = FitResult(step, epoch, last_loss, best["value"] if best is not None else None, findings, validation,
+                       terminated=stopping and step < total_steps)
     if out is not None and ranks.main:
         if failure is None and not result.terminated:
             result.final_weights = export_weights(model, out / "final.safetensors", step)
@@ -282,7 +286,12 @@ def evaluate(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor]
             count += samples
     model.train()
     means = (totals / max(count, 1)).tolist()  # one device sync for all of them
-    return dict(zip(["val_loss", *(f"val_{name}" for name in metrics)], means)), count
+    return dict(zip(_validation_names(metrics), means)), count
+
+
+def _validation_names(metrics: Mapping[str, Metric]) -> list[str]:
+    """What validation measures, as logged: "val_loss", then "val_<name>" per metric."""
+    return ["val_loss", *(f"val_{name}" for name in metrics)]
 
 
 def _due(step: int, every_steps: int | None, epoch_done: bool, epoch: int, every_epochs: int | None) -> bool:
