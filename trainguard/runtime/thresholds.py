@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    # TG108: alert when the total gradient norm exceeds this (the seed's standing alarm) ...
-    exploding_norm: float = 10.0
-    # ... or is this many times its running median (over the last `spike_history` measurements,
-    # once at least 10 exist).
+    # TG108 judges each optimizer's gradient norm against that run's own history (median and
+    # MAD of the log norms over the last `spike_history` measurements), from the
+    # `norm_warmup`-th measurement on. A spike is a norm more than `spike_factor` times the
+    # median (and six robust deviations above it) that the loss confirms within the next
+    # measurements (non-finite, or a jump); growth is a median over the last 10 measurements
+    # `growth_factor` times its lowest earlier value while the loss rose too.
     spike_factor: float = 10.0
     spike_history: int = 50
+    growth_factor: float = 10.0
+    norm_warmup: int = 20
+    # An absolute alert threshold on the norm, off by default (the seed's alarm was 10): a
+    # summed loss or a fresh GAN has healthy norms in the hundreds. Opt in with
+    # `--threshold exploding_norm=10`.
+    exploding_norm: float = math.inf
     # TG109: a weight whose gradient RMS (norm / sqrt(numel)) stays below this ...
     vanishing_rms: float = 1e-7
     # ... for this many consecutive measurements.

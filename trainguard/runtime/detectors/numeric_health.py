@@ -14,7 +14,8 @@ import torch
 
 
 from trainguard.runtime.detectors import Detector
-from trainguard.runtime.events import StepMeasured
+from trainguard.runtime.callsite import Location
+from trainguard.runtime.events import ClipCall, StepMeasured, StepStart
 from trainguard.runtime.measurements import finite, first_nonfinite
 
 
@@ -84,33 +85,177 @@ class NonFiniteGradients(Detector):
             )
 
 
+_RECENT = 10  # measurements in the rolling medians that TG108's growth test compares
+_CONFIRM_WITHIN = 3  # measurements after a spike in which the loss may confirm it
+_RUNAWAY = 3  # measurements in which norm and loss both rising every time is a blow-up
+_SPIKE_DEVIATIONS = 6.0  # a spike is also this many robust deviations above the median log norm
+
+
+class _NormHistory:
+    """One optimizer's gradient norms and losses, as TG108 judges them (a GAN's two optimizers
+    have norms on different scales, so each has its own history)."""
+
+    def __init__(self, length: int) -> None:
+        self.measured = 0
+        self.log_norms: deque[float] = deque(maxlen=length)
+        self.losses: deque[float] = deque(maxlen=length)
+        self.lowest_norm_median = math.inf
+        self.lowest_loss_median = math.inf
+        # The last few (norm, loss) pairs: a run blowing up in its first steps has no history yet.
+        self.last_pairs: deque[tuple[float, float]] = deque(maxlen=_RUNAWAY)
+        self.highest_loss_before = -math.inf  # the highest loss before the last pairs
+        # A spike waiting for the loss to confirm it: (step, norm, median norm, loss median before it, measurements left).
+        self.pending: tuple[int, float, float, float | None, int] | None = None
+
+    def recent_median(self, values: deque[float]) -> float | None:
+        return statistics.median(list(values)[-_RECENT:]) if len(values) >= _RECENT else None
+
+    def loss_median(self) -> float | None:
+        return statistics.median(self.losses) if len(self.losses) >= _RECENT else None
+
+
+def loss_jumped(loss: float | None, before: float | None) -> bool:
+    """The loss confirms a gradient spike: it went non-finite, or rose well above its median
+    (by half its magnitude: relative, so a summed loss in the thousands and a mean loss near 1
+    are judged alike)."""
+    if loss is None:
+        return False
+    if not math.isfinite(loss):
+        return True
+    return before is not None and loss > before + 0.5 * abs(before)
+
+
 class ExplodingGradients(Detector):
     code = "TG108"
     fix = "clip gradients (torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0), after scaler.unscale_), lower the learning rate or add warm-up"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)
-        limits = session.config.thresholds
-        self._limit = limits.exploding_norm
-        self._factor = limits.spike_factor
-        self._history: deque[float] = deque(maxlen=limits.spike_history)
+        self._limits = session.config.thresholds
+        self._histories: dict[Location, _NormHistory] = {}
+        self._pre_clip_norm: torch.Tensor | None = None
+        self._clipped = False
+        self._reported: set[Location] = set()
+
+    def on_clip(self, event: ClipCall) -> None:
+        # The measured norm is the clipped one; clip_grad_norm_ returns the norm before clipping,
+        # which is what the gradients really were (read only when the step is judged).
+        self._clipped, self._pre_clip_norm = True, event.total_norm
+
+    def on_step_start(self, event: StepStart) -> None:
+        # Runs after this step's `measured` event: the next step's clip is its own.
+        self._clipped, self._pre_clip_norm = False, None
 
     def on_measured(self, event: StepMeasured) -> None:
+        if event.location in self._reported:
+            return
+        history = self._histories.setdefault(event.location, _NormHistory(self._limits.spike_history))
+        if finite(event.loss):
+            history.losses.append(event.loss)  # type: ignore[arg-type]
         norm = event.grad_norm
-        if not finite(norm):
+        if norm is not None and self._pre_clip_norm is not None:
+            norm = float(self._pre_clip_norm)
+        if not finite(norm) or norm <= 0:  # type: ignore[operator]
+            self._confirm(event, history)
             return
-        median = statistics.median(self._history) if len(self._history) >= 10 else None
-        self._history.append(norm)  # type: ignore[arg-type]
-        if norm > self._limit:  # type: ignore[operator]
-            why = f"above the alert threshold {self._limit:g}"
-        elif median is not None and median > 0 and norm > self._factor * median:  # type: ignore[operator]
-            why = f"{norm / median:.0f}x its running median {median:.3g}"  # type: ignore[operator]
+        if norm > self._limits.exploding_norm:  # type: ignore[operator]
+            self._report(event, norm, f"above the alert threshold {self._limits.exploding_norm:g}", {})  # type: ignore[arg-type]
+            return
+        judged = history.measured >= self._limits.norm_warmup
+        history.measured += 1
+        median = statistics.median(history.log_norms) if len(history.log_norms) >= _RECENT else None
+        # A clipped step's update is bounded whatever the norm: only sustained growth is judged.
+        if judged and median is not None and not self._clipped and history.pending is None:
+            deviation = 1.4826 * statistics.median(abs(value - median) for value in history.log_norms)
+            margin = max(math.log(self._limits.spike_factor), _SPIKE_DEVIATIONS * deviation)
+            if math.log(norm) - median > margin:  # type: ignore[arg-type]
+                history.pending = (event.step, norm, math.exp(median), history.loss_median(), _CONFIRM_WITHIN)  # type: ignore[assignment]
+                # The spike does not enter the history: it would raise the median it is judged against.
+                self._confirm(event, history)
+                return
+        history.log_norms.append(math.log(norm))  # type: ignore[arg-type]
+        self._confirm(event, history)
+        if not self._judge_runaway(event, history, norm):  # type: ignore[arg-type]
+            self._judge_growth(event, history, judged, norm)  # type: ignore[arg-type]
+
+    def _confirm(self, event: StepMeasured, history: _NormHistory) -> None:
+        """Report a pending spike once the loss confirms it; forget it after a few measurements."""
+        if history.pending is None:
+            return
+        step, norm, median, loss_before, left = history.pending
+        if loss_jumped(event.loss, loss_before):
+            history.pending = None
+            self._report(
+                event,
+                norm,
+                f"{norm / median:.0f}x its running median {median:.3g} (measured at step {step}), and the loss "
+                f"jumped to {event.loss:.4g} from a median of {loss_before if loss_before is not None else float('nan'):.4g}",
+                {"spike_step": step, "running_median": round(median, 6), "loss": event.loss, "loss_median_before": loss_before},
+            )
         else:
+            history.pending = None if left <= 1 else (step, norm, median, loss_before, left - 1)
+
+    def _judge_runaway(self, event: StepMeasured, history: _NormHistory, norm: float) -> bool:
+        """A blow-up from any step on: norm and loss rose at each of the last measurements, the norm
+        `growth_factor` times over and the loss well above where it was."""
+        if not finite(event.loss):
+            history.last_pairs.clear()
+            return False
+        if len(history.last_pairs) == _RUNAWAY:
+            history.highest_loss_before = max(history.highest_loss_before, history.last_pairs[0][1])
+        history.last_pairs.append((norm, event.loss))  # type: ignore[arg-type]
+        pairs = list(history.last_pairs)
+        if len(pairs) < _RUNAWAY:
+            return False
+        rising = all(later[0] > earlier[0] and later[1] > earlier[1] for earlier, later in zip(pairs, pairs[1:]))
+        (first_norm, first_loss), (last_norm, last_loss) = pairs[0], pairs[-1]
+        # Above every loss the run had before: a small batch's loss bouncing back from near 0 is not a blow-up.
+        new_high = last_loss > history.highest_loss_before
+        if not (rising and new_high and last_norm >= self._limits.growth_factor * first_norm and loss_jumped(last_loss, first_loss)):
+            return False
+        self._report(
+            event,
+            norm,
+            f"up {last_norm / first_norm:.0f}x in {_RUNAWAY - 1} measurements while the loss rose from "
+            f"{first_loss:.4g} to {last_loss:.4g}: the run is blowing up",
+            {"norms": [round(n, 6) for n, _ in pairs], "losses": [loss for _, loss in pairs]},
+        )
+        return True
+
+    def _judge_growth(self, event: StepMeasured, history: _NormHistory, judged: bool, norm: float) -> None:
+        """Sustained growth: the recent median norm far above its lowest, while the loss rose."""
+        norm_median = history.recent_median(history.log_norms)
+        loss_median = history.recent_median(history.losses)
+        if norm_median is None:
             return
+        if not judged:
+            history.lowest_norm_median = min(history.lowest_norm_median, norm_median)
+            if loss_median is not None:
+                history.lowest_loss_median = min(history.lowest_loss_median, loss_median)
+            return
+        grown = norm_median - history.lowest_norm_median > math.log(self._limits.growth_factor)
+        loss_rose = loss_median is not None and loss_jumped(loss_median, history.lowest_loss_median if math.isfinite(history.lowest_loss_median) else None)
+        if grown and loss_rose:
+            self._report(
+                event,
+                norm,
+                f"and the median over the last {_RECENT} measurements ({math.exp(norm_median):.4g}) has grown "
+                f"{math.exp(norm_median - history.lowest_norm_median):.0f}x from its lowest ({math.exp(history.lowest_norm_median):.4g}) "
+                f"while the loss rose from a median of {history.lowest_loss_median:.4g} to {loss_median:.4g}",
+                {"median_norm": round(math.exp(norm_median), 6), "lowest_median_norm": round(math.exp(history.lowest_norm_median), 6),
+                 "loss_median": loss_median, "lowest_loss_median": history.lowest_loss_median},
+            )
+            return
+        history.lowest_norm_median = min(history.lowest_norm_median, norm_median)
+        if loss_median is not None:
+            history.lowest_loss_median = min(history.lowest_loss_median, loss_median)
+
+    def _report(self, event: StepMeasured, norm: float, why: str, evidence: dict) -> None:
+        self._reported.add(event.location)
         self.report(
             f"the total gradient norm is {norm:.4g} at step {event.step}, {why}",
             event.location,
-            evidence={"grad_norm": round(norm, 6), "threshold": self._limit, "running_median": median},  # type: ignore[arg-type]
+            evidence={"grad_norm": round(norm, 6), **evidence},
             step=event.step,
         )
 
@@ -158,14 +303,18 @@ class LossNotDecreasing(Detector):
         self._window, self._improvement = limits.loss_window, limits.min_improvement
         self._losses: list[tuple[int, float]] = []
         self._judged = False
+        self._step_sites: set[Location] = set()
 
     def on_measured(self, event: StepMeasured) -> None:
         if self._judged or not finite(event.loss):
             return
         self._losses.append((event.step, event.loss))  # type: ignore[arg-type]
+        self._step_sites.add(event.location)
         if event.step < self._window:
             return
         self._judged = True
+        if len(self._step_sites) > 1:
+            return  # several optimizers (a GAN's two players): each one's loss may rise while the game is healthy
         first = [loss for step, loss in self._losses if step < 0.1 * self._window]
         last = [loss for step, loss in self._losses if step >= 0.8 * self._window]
         if len(first) < 2 or len(last) < 2:
