@@ -5,6 +5,7 @@ a row is reported at the fifth."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -179,3 +180,20 @@ def test_loss_not_decreasing_with_a_learning_rate_of_zero() -> None:
 def test_unknown_threshold_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown threshold 'explode'"):
         trainguard.watch(thresholds={"explode": 1})
+
+
+def test_a_hand_written_loss_is_the_training_loss(tmp_path) -> None:
+    # No torch loss function: the value backward() was called on is what the metrics show.
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    printed = []
+    with trainguard.watch(echo=False, metrics=str(tmp_path / "m.jsonl")):
+        for _ in range(4):
+            optimizer.zero_grad()
+            loss = ((model(torch.ones(2, 3)) - 1.0) ** 2).mean()
+            printed.append(loss.item())
+            loss.backward()
+            optimizer.step()
+    steps = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in steps if r["type"] == "step"] == pytest.approx(printed)

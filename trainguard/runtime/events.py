@@ -84,6 +84,9 @@ class BackwardCall:
     raw_loss: tuple[str, str] | None
     via_scaler: bool
     location: Location
+    # The scalar backward() was called on (detached: no graph kept; unscaled when it went through
+    # GradScaler.scale), None for a non-scalar; the training loss of a step that called no loss function.
+    value: torch.Tensor | None = None
 
 
 @dataclass(slots=True)

@@ -2,8 +2,9 @@
 
 At each optimizer step (before it updates) the mean training loss of the step's window is read,
 and on sampled steps the gradient norms per parameter and the learning rate; the result is the
-`measured` event. Losses computed without grad between two steps form one evaluation, whose mean
-is the `evaluated` event.
+`measured` event. A step that called no loss function (a hand-written loss such as
+`((out - y) ** 2).mean()`) takes the values backward() was called on as its training loss. Losses
+computed without grad between two steps form one evaluation, whose mean is the `evaluated` event.
 
 Device reads are the only cost that matters on a GPU (each one waits for the queued work), so the
 losses are summed on their device and read once per step on the CPU, and only on sampled steps
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from trainguard.runtime.callsite import Location
-from trainguard.runtime.events import Evaluated, LossCall, StepMeasured, StepStart
+from trainguard.runtime.events import BackwardCall, Evaluated, LossCall, StepMeasured, StepStart
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
@@ -59,6 +60,7 @@ class Measurements:
         self.session = session
         self.every = 1
         self._train = _Sum()
+        self._backward = _Sum()  # the values backward() was called on, for steps without a loss function
         self._eval = _Sum()
         self._evaluations = 0
         self._last_step_time: float | None = None
@@ -73,12 +75,19 @@ class Measurements:
         elif not torch.is_grad_enabled():
             self._eval.add(event.output, int(event.input.shape[0]) if event.input.dim() else 1, event.location)
 
+    def on_backward(self, event: BackwardCall) -> None:
+        if event.value is not None:
+            self._backward.add(event.value, 1, event.location)
+
     def on_step_start(self, event: StepStart) -> None:
         self._close_evaluation()
         now = time.perf_counter()
         step_time = None if self._last_step_time is None else now - self._last_step_time
         self._last_step_time = now
         total, count, location = self._train.take()
+        from_backward = self._backward.take()
+        if total is None:
+            total, count, location = from_backward
         sampled = event.index % self.every == 0 or self.session.detailed
         loss = None
         if total is not None and (sampled or not isinstance(total, torch.Tensor)):

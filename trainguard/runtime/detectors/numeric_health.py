@@ -15,7 +15,7 @@ import torch
 
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.callsite import Location
-from trainguard.runtime.events import ClipCall, StepMeasured, StepStart
+from trainguard.runtime.events import ClipCall, LossCall, StepMeasured, StepStart
 from trainguard.runtime.measurements import finite, first_nonfinite
 
 
@@ -77,8 +77,9 @@ class NonFiniteGradients(Detector):
             return  # a non-finite loss is reported as such (TG306), with the first bad gradient
         bad = [name for name, norm in event.layer_norms.items() if not math.isfinite(norm)]
         if bad:
+            loss = "while no loss value was seen" if event.loss is None else f"while the loss is finite ({event.loss:.4g})"
             self.report(
-                f"{len(bad)} gradient(s) hold NaN/Inf at step {event.step} while the loss is finite: {', '.join(bad[:5])}",
+                f"{len(bad)} gradient(s) hold NaN/Inf at step {event.step} {loss}: {', '.join(bad[:5])}",
                 event.location,
                 evidence={"parameters": bad[:20]},
                 step=event.step,
@@ -304,9 +305,16 @@ class LossNotDecreasing(Detector):
         self._losses: list[tuple[int, float]] = []
         self._judged = False
         self._step_sites: set[Location] = set()
+        self._loss_function_trained = False
+
+    def on_loss(self, event: LossCall) -> None:
+        # Only a torch loss function's value is judged: a hand-written objective (the value
+        # backward() was called on) may be a surrogate, like REINFORCE's, that is not meant to decrease.
+        if event.output.grad_fn is not None and event.output.dim() == 0:
+            self._loss_function_trained = True
 
     def on_measured(self, event: StepMeasured) -> None:
-        if self._judged or not finite(event.loss):
+        if self._judged or not finite(event.loss) or not self._loss_function_trained:
             return
         self._losses.append((event.step, event.loss))  # type: ignore[arg-type]
         self._step_sites.add(event.location)

@@ -129,7 +129,8 @@ class FunctionProbe:
                     raw_loss = (name, reduction)
                     break
         retain_graph = bool(create if retain is None else retain)
-        call = BackwardCall(retain_graph, raw_loss, via_scaler, user_location())
+        value = tensor.detach() if tensor is not None and tensor.dim() == 0 and tensor.is_floating_point() else None
+        call = BackwardCall(retain_graph, raw_loss, via_scaler, user_location(), value)
         self.session.window.backwards.append(call)
         self.session.emit("backward", call)
 
