@@ -95,8 +95,8 @@ def test_non_finite_inputs_are_named_as_the_cause() -> None:
     assert inputs.evidence["nonfinite_values"] == 1
 
 
-def _validation_sequence(values: list[float], **watch) -> list:
-    """Evaluations whose mean MSE is exactly each value, with a training step between them."""
+def _validation_sequence(values: list[float], reduction: str = "mean", **watch) -> list:
+    """Evaluations whose per-sample MSE is exactly each value (two batches of 4), with a training step between them."""
     model = nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     with trainguard.watch(echo=False, select="TG401", **watch) as handle:
@@ -105,7 +105,8 @@ def _validation_sequence(values: list[float], **watch) -> list:
             F.mse_loss(model(torch.ones(4, 2)), torch.zeros(4, 1)).backward()
             optimizer.step()
             with torch.no_grad():
-                F.mse_loss(torch.zeros(4), torch.full((4,), math.sqrt(value)))
+                for _ in range(2):
+                    F.mse_loss(torch.zeros(4), torch.full((4,), math.sqrt(value)), reduction=reduction)
     return handle.findings  # the last evaluation is closed when the guard is removed
 
 
@@ -119,6 +120,21 @@ def test_validation_loss_rising_five_evaluations_is_reported_at_the_fifth() -> N
 
 def test_validation_loss_with_a_new_best_in_time_stays_silent() -> None:
     assert _validation_sequence([1.0, 0.8, 0.9, 1.0, 1.1, 1.2, 0.7, 0.75, 0.8, 0.9, 0.95]) == []
+
+
+def test_a_flat_noisy_plateau_above_a_lucky_best_stays_silent() -> None:
+    # Every value is above the best by more than the margin, but the loss does not rise.
+    assert _validation_sequence([1.0, 0.8, 0.86, 0.83, 0.87, 0.84, 0.86, 0.83, 0.85, 0.87, 0.84, 0.86, 0.83]) == []
+    # Rising, but within 2 % of the best: noise, not divergence.
+    assert _validation_sequence([1.0, 0.8, 0.801, 0.803, 0.806, 0.81, 0.812, 0.814]) == []
+
+
+def test_a_sum_reduced_validation_loss_is_quoted_per_sample() -> None:
+    # reduction="sum": each call returns 4x the value; the guard quotes the per-sample value, as
+    # a script dividing its total by len(dataset) prints it, and says so.
+    (divergence,) = _validation_sequence([1.0, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3], reduction="sum")
+    assert divergence.evidence["best"] == pytest.approx(0.8) and divergence.evidence["reduction"] == "sum"
+    assert "(now 1.3; per sample: the loss calls' sums over 8 samples divided by 8)" in divergence.message
 
 
 def test_patience_is_configurable() -> None:

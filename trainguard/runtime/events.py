@@ -174,13 +174,16 @@ class StepMeasured:
 
 @dataclass(slots=True)
 class Evaluated:
-    """One evaluation: the mean loss (weighted by batch size) of the loss calls made without grad between two steps."""
+    """One evaluation: the per-sample loss of the loss calls made without grad between two steps
+    (mean-reduced calls weighted by their batch size; sum-reduced ones summed, then divided by the
+    samples: what `total / len(dataset)` prints). `reduction` is the calls' ("mixed" if they differ)."""
 
     index: int
     step: int
     loss: float
     samples: int
     location: Location
+    reduction: str = "mean"
 
 
 EVENT_NAMES = (

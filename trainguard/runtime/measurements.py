@@ -39,17 +39,20 @@ class _Sum:
     total: float | torch.Tensor | None = None
     count: int = 0
     location: Location | None = None
+    reduction: str | None = None
 
-    def add(self, value: torch.Tensor, weight: int, location: Location) -> None:
+    def add(self, value: torch.Tensor, weight: int, location: Location, *, samples: int | None = None, reduction: str = "mean") -> None:
+        """Add `value * weight`, counting `samples` (default: `weight`) towards the mean."""
         value = value.detach()
         term = value.item() * weight if value.device.type == "cpu" else value.float() * weight
         self.total = term if self.total is None else self.total + term
-        self.count += weight
+        self.count += weight if samples is None else samples
         self.location = location
+        self.reduction = reduction if self.reduction in (None, reduction) else "mixed"
 
     def take(self) -> tuple[float | torch.Tensor | None, int, Location | None]:
         taken = (self.total, self.count, self.location)
-        self.total, self.count, self.location = None, 0, None
+        self.total, self.count, self.location, self.reduction = None, 0, None, None
         return taken
 
 
@@ -73,7 +76,11 @@ class Measurements:
             self._close_evaluation()
             self._train.add(event.output, 1, event.location)
         elif not torch.is_grad_enabled():
-            self._eval.add(event.output, int(event.input.shape[0]) if event.input.dim() else 1, event.location)
+            samples = int(event.input.shape[0]) if event.input.dim() else 1
+            if event.reduction == "sum":  # already a sum over the batch: per sample once divided by all samples
+                self._eval.add(event.output, 1, event.location, samples=samples, reduction="sum")
+            else:
+                self._eval.add(event.output, samples, event.location)
 
     def on_backward(self, event: BackwardCall) -> None:
         if event.value is not None:
@@ -111,12 +118,14 @@ class Measurements:
         self._close_evaluation()
 
     def _close_evaluation(self) -> None:
+        reduction = self._eval.reduction or "mean"
         total, count, location = self._eval.take()
         if total is None or count == 0:
             return
         self._evaluations += 1
         value = float(total) / count
-        self.session.emit("evaluated", Evaluated(self._evaluations, self.session.step, value, count, location or Location(None, None)))
+        where = location or Location(None, None)
+        self.session.emit("evaluated", Evaluated(self._evaluations, self.session.step, value, count, where, reduction))
 
     def _gradient_norms(self, optimizer: torch.optim.Optimizer) -> tuple[dict[str, float], dict[str, int]]:
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]

@@ -31,8 +31,11 @@ class Thresholds:
     # be at least `min_improvement` (relative) below the mean of the first 10 %.
     loss_window: int = 100
     min_improvement: float = 0.01
-    # TG401: this many consecutive evaluations without a new best validation loss.
+    # TG401: this many consecutive evaluations each above the best validation loss by more than
+    # `val_min_delta` (relative), over which the loss rose (its median-slope line gained more
+    # than that margin too): a flat, noisy plateau above a lucky best is not a divergence.
     val_patience: int = 5
+    val_min_delta: float = 0.02
     # TG801: compare parameters across ranks after steps 0 and 9, then every this many steps;
     # rank 0 waits at most `desync_timeout` seconds for the other ranks' checksums.
     desync_every: int = 50
