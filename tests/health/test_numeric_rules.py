@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import runpy
+import sys
 
 import pytest
 import torch
@@ -69,7 +71,8 @@ def test_learning_rate_too_high_is_reported_at_the_first_non_finite_step() -> No
     assert nonfinite.step == first_bad
     assert nonfinite.line is not None and nonfinite.path.endswith("test_numeric_rules.py")
     assert nonfinite.evidence["first_nonfinite_gradient"] is not None
-    assert "TG108" in codes(findings)  # the norm alarm went off before the NaN
+    (exploding,) = [f for f in findings if f.code == "TG108"]
+    assert exploding.step < first_bad and "blowing up" in exploding.message  # the norm alarm went off before the NaN
 
 
 def test_strict_stops_before_the_non_finite_update() -> None:
@@ -156,6 +159,62 @@ def test_gradient_spike_far_above_the_running_median() -> None:
             optimizer.step()
     (spike,) = handle.findings
     assert 25 <= spike.step <= 50 and "running median" in spike.message
+
+
+def _spiky_run(spike_steps: set[int], clip: bool = False, **watch) -> list:
+    """A linear regression whose inputs are 1000x larger at `spike_steps` (norm and loss spike together)."""
+    torch.manual_seed(0)
+    model = nn.Linear(8, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-7)
+    with trainguard.watch(echo=False, select="TG108", **watch) as handle:
+        for step in range(40):
+            optimizer.zero_grad()
+            scale = 1000.0 if step in spike_steps else 1.0
+            F.mse_loss(model(torch.randn(16, 8) * scale), torch.randn(16, 1)).backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+    return handle.findings
+
+
+def test_a_single_early_transient_is_not_judged() -> None:
+    # Step 3 is inside the first 20 measurements, which only build the history.
+    assert _spiky_run({3}) == []
+
+
+def test_a_confirmed_spike_after_the_first_steps_is_reported_at_its_step() -> None:
+    # Steps 0-19 are all measured (later ones are sampled): a warm-up of 10 puts the spike at a known step.
+    (spike,) = _spiky_run({15}, thresholds={"norm_warmup": 10})
+    assert spike.step == 15 and spike.evidence["spike_step"] == 15 and "running median" in spike.message
+
+
+def test_a_spike_the_clip_bounded_is_not_reported() -> None:
+    # clip_grad_norm_ caps the update; the pre-clip norm is what is judged, and a spike is the clip's job.
+    assert _spiky_run({15}, clip=True, thresholds={"norm_warmup": 10}) == []
+
+
+def test_the_absolute_threshold_is_opt_in() -> None:
+    # A summed loss has healthy norms far above 10: no alarm by default, the seed's alarm when asked.
+    assert _spiky_run(set()) == []
+    (absolute,) = _spiky_run(set(), thresholds={"exploding_norm": 0.5})
+    assert absolute.step == 0 and "alert threshold 0.5" in absolute.message
+
+
+def test_the_seed_missing_zero_grad_run_is_caught_by_the_norm_alarm() -> None:
+    # The seed's failure: the demo's loop without optimizer.zero_grad(). Gradients accumulate, the
+    # norm and the loss grow together; reported at the first sampled step where that is visible.
+    argv = sys.argv
+    sys.argv = ["train_digits.py", "--bug", "missing-zero-grad", "--epochs", "3"]
+    try:
+        with trainguard.watch(echo=False, select="TG108") as handle:
+            runpy.run_module("trainguard.demo.train_digits", run_name="__main__")
+    finally:
+        sys.argv = argv
+    (exploding,) = handle.findings
+    # Steps 0-19 are all measured and the norm has not grown 10x yet; the next sampled step comes
+    # within a few dozen (adaptive sampling), long before the loss overflows (past step 200).
+    assert 20 <= exploding.step <= 96, exploding.message
+    assert "the loss rose" in exploding.message
 
 
 def test_nan_gradient_with_a_finite_loss() -> None:

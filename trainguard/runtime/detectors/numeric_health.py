@@ -86,7 +86,7 @@ class NonFiniteGradients(Detector):
             )
 
 
-_RECENT = 10  # measurements in the rolling medians that TG108's growth test compares
+_RECENT = 10  # measurements in the rolling medians that TG108's growth test starts from
 _CONFIRM_WITHIN = 3  # measurements after a spike in which the loss may confirm it
 _RUNAWAY = 3  # measurements in which norm and loss both rising every time is a blow-up
 _SPIKE_DEVIATIONS = 6.0  # a spike is also this many robust deviations above the median log norm
@@ -224,32 +224,29 @@ class ExplodingGradients(Detector):
         return True
 
     def _judge_growth(self, event: StepMeasured, history: _NormHistory, judged: bool, norm: float) -> None:
-        """Sustained growth: the recent median norm far above its lowest, while the loss rose."""
+        """Sustained growth: the last measurements' median norm far above the lowest median the run
+        had, while the loss median rose too. Three measurements, not ten: after the first steps the
+        norms are sampled, sometimes dozens of steps apart."""
         norm_median = history.recent_median(history.log_norms)
         loss_median = history.recent_median(history.losses)
-        if norm_median is None:
-            return
-        if not judged:
+        if norm_median is not None:
             history.lowest_norm_median = min(history.lowest_norm_median, norm_median)
-            if loss_median is not None:
-                history.lowest_loss_median = min(history.lowest_loss_median, loss_median)
+        if loss_median is not None:
+            history.lowest_loss_median = min(history.lowest_loss_median, loss_median)
+        if not judged or not math.isfinite(history.lowest_norm_median) or not math.isfinite(history.lowest_loss_median):
             return
-        grown = norm_median - history.lowest_norm_median > math.log(self._limits.growth_factor)
-        loss_rose = loss_median is not None and loss_jumped(loss_median, history.lowest_loss_median if math.isfinite(history.lowest_loss_median) else None)
-        if grown and loss_rose:
+        latest = statistics.median(list(history.log_norms)[-_RUNAWAY:])
+        grown = latest - history.lowest_norm_median > math.log(self._limits.growth_factor)
+        if grown and loss_jumped(loss_median, history.lowest_loss_median):
             self._report(
                 event,
                 norm,
-                f"and the median over the last {_RECENT} measurements ({math.exp(norm_median):.4g}) has grown "
-                f"{math.exp(norm_median - history.lowest_norm_median):.0f}x from its lowest ({math.exp(history.lowest_norm_median):.4g}) "
+                f"and the median of the last {_RUNAWAY} measurements ({math.exp(latest):.4g}) is "
+                f"{math.exp(latest - history.lowest_norm_median):.0f}x the lowest median the run had ({math.exp(history.lowest_norm_median):.4g}) "
                 f"while the loss rose from a median of {history.lowest_loss_median:.4g} to {loss_median:.4g}",
-                {"median_norm": round(math.exp(norm_median), 6), "lowest_median_norm": round(math.exp(history.lowest_norm_median), 6),
+                {"median_norm": round(math.exp(latest), 6), "lowest_median_norm": round(math.exp(history.lowest_norm_median), 6),
                  "loss_median": loss_median, "lowest_loss_median": history.lowest_loss_median},
             )
-            return
-        history.lowest_norm_median = min(history.lowest_norm_median, norm_median)
-        if loss_median is not None:
-            history.lowest_loss_median = min(history.lowest_loss_median, loss_median)
 
     def _report(self, event: StepMeasured, norm: float, why: str, evidence: dict) -> None:
         self._reported.add(event.location)
