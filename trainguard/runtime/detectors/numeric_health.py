@@ -190,7 +190,7 @@ class ExplodingGradients(Detector):
                 event,
                 norm,
                 f"{norm / median:.0f}x its running median {median:.3g} (measured at step {step}), and the loss "
-                f"jumped to {event.loss:.4g} from a median of {loss_before if loss_before is not None else float('nan'):.4g}",
+                f"then reached {event.loss:.4g}" + ("" if loss_before is None else f" from a median of {loss_before:.4g}"),
                 {"spike_step": step, "running_median": round(median, 6), "loss": event.loss, "loss_median_before": loss_before},
             )
         else:
