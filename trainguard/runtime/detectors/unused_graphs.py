@@ -7,8 +7,6 @@ an optimizer that owns the model's parameters, or at the end of the run.
 
 from __future__ import annotations
 
-import weakref
-
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from trainguard.runtime.detectors import Detector
@@ -60,9 +58,7 @@ class EvalModeMissing(_ForwardJudge):
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)
-        # BatchNorm layer -> the highest batch count it had when seen (the guard's own table: weak, nothing on the layer).
-        self._batches_seen: weakref.WeakKeyDictionary[_BatchNorm, int] = weakref.WeakKeyDictionary()
-        self._recalibrating: set[int] = set()  # ids of roots re-estimating BatchNorm statistics until the next step
+        self._recalibrating: set[int] = set()  # ids of roots re-estimating BatchNorm statistics, until the next step
 
     def on_step_start(self, event: StepStart) -> None:
         self._recalibrating.clear()
@@ -70,23 +66,23 @@ class EvalModeMissing(_ForwardJudge):
 
     def recalibrating(self, event: ForwardCall) -> bool:
         """BatchNorm statistics being re-estimated, as torch.optim.swa_utils.update_bn and
-        hand-written recalibration loops do: train mode on purpose, running statistics reset
-        (their batch count went down) or averaged cumulatively (momentum=None) before the
-        forwards. Their outputs are thrown away; the statistics are the point."""
-        batchnorms = [m for _, m in event.root.mode_dependent if isinstance(m, _BatchNorm) and m.num_batches_tracked is not None]
-        for layer in batchnorms:
-            count = int(layer.num_batches_tracked)
-            if layer.training and (layer.momentum is None or count < self._batches_seen.get(layer, 0)):
-                self._recalibrating.add(id(event.root))
-            self._batches_seen[layer] = max(count, self._batches_seen.get(layer, 0)) if id(event.root) not in self._recalibrating else count
-        return id(event.root) in self._recalibrating
+        hand-written recalibration loops do: train mode on purpose, with the running statistics
+        averaged cumulatively (momentum=None) or just reset (a layer that has tracked fewer
+        batches than the run took optimizer steps). Their outputs are thrown away; the
+        statistics are the point. Reads one batch counter (a device read on a GPU), and only for
+        train-mode forwards under no_grad."""
+        if id(event.root) in self._recalibrating:
+            return True
+        batchnorms = [m for _, m in event.root.mode_dependent if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
+        if batchnorms and (any(m.momentum is None for m in batchnorms) or int(batchnorms[0].num_batches_tracked) < self.session.step):
+            self._recalibrating.add(id(event.root))
+            return True
+        return False
 
     def on_forward(self, event: ForwardCall) -> None:
-        if self.recalibrating(event) and event.training:
-            return
         if event.training and not event.grad_enabled:
             layers = event.root.active_mode_dependent()
-            if layers:
+            if layers and not self.recalibrating(event):
                 self._report(event, layers)
             return
         super().on_forward(event)
