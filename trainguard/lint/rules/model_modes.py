@@ -8,11 +8,18 @@ TG201/TG202 (a file class building them, `nn.Dropout`, a torchvision ResNet, ...
 
 from __future__ import annotations
 
+import ast
+
 from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 
 TRAIN, EVAL = frozenset(("train",)), frozenset(("eval",))
 GRAD_ON, GRAD_OFF = frozenset((True,)), frozenset((False,))
+
+
+def discarded_results(ctx: Interpreter) -> set[int]:
+    """Ids of the calls whose result the script throws away (a call standing alone as a statement)."""
+    return {id(node.value) for node in ast.walk(ctx.script.tree) if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)}
 
 
 class ModelModes(LintRule):
@@ -35,6 +42,8 @@ class ModelModes(LintRule):
             name = forward.model.name
             mode_dependent = forward.model.facts.get("mode_dependent") is True
             if forward.grad == GRAD_OFF and forward.mode == TRAIN and mode_dependent:
+                if id(forward.node) in discarded_results(ctx):
+                    continue  # `model(x)` alone under no_grad in train mode: BatchNorm recalibration (update_bn)
                 self.report(
                     "TG201",
                     forward.node,
