@@ -10,8 +10,9 @@ status, its wall time and any trace of an internal error or a traceback in its o
     python benchmarks/real_code.py FOLDER [FOLDER ...] [--scripts FILE] [--timeout 120] [--json OUT]
 
 A scripts FILE has one command per line, `LABEL | WORKING_DIR | COMMAND` (the command is split like a
-shell would, without a shell; `#` starts a comment line). Environment variables set in the line's
-first field as `LABEL | DIR | ENV=VALUE ... COMMAND` are passed to the command. docs/real-code.md
+shell would, without a shell; `#` starts a comment line). Environment variables written before the
+command as `LABEL | DIR | ENV=VALUE ... COMMAND` are passed to it (PYTHONPATH comes after this
+checkout's), and a leading `python` means the interpreter running this benchmark. docs/real-code.md
 says which folders and scripts the published table used.
 """
 
@@ -126,6 +127,8 @@ def read_scripts(path: Path) -> list[ScriptSpec]:
         while words and "=" in words[0] and not words[0].startswith("-"):
             key, _, value = words.pop(0).partition("=")
             environment[key] = value
+        if words and words[0] == "python":  # the interpreter running this benchmark, whatever `python` is on PATH
+            words[0] = sys.executable
         specs.append(ScriptSpec(parts[0], Path(parts[1]).expanduser(), environment, words))
     return specs
 
