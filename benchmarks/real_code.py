@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -137,21 +138,23 @@ def run_script(spec: ScriptSpec, timeout: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="trainguard-real-code-") as scratch:
         report_path = Path(scratch) / "report.json"
         start = time.perf_counter()
+        # Its own session, so that a timeout ends the guarded script too, not only `trainguard run`.
+        process = subprocess.Popen(
+            trainguard_command("run", "--fail-on", "never", "--report", str(report_path), "--", *spec.command),
+            cwd=spec.directory,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=checkout_environment(spec.environment),
+            start_new_session=True,
+        )
         try:
-            completed = subprocess.run(
-                trainguard_command("run", "--fail-on", "never", "--report", str(report_path), "--", *spec.command),
-                cwd=spec.directory,
-                capture_output=True,
-                text=True,
-                env=checkout_environment(spec.environment),
-                timeout=timeout,
-                check=False,
-            )
-            status: int | str = completed.returncode
-            output = completed.stdout + completed.stderr
-        except subprocess.TimeoutExpired as expired:
+            output, _ = process.communicate(timeout=timeout)
+            status: int | str = process.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
             status = f"timed out after {timeout:.0f} s"
-            output = (expired.stdout or b"").decode(errors="replace") + (expired.stderr or b"").decode(errors="replace")
         seconds = time.perf_counter() - start
         report = json.loads(report_path.read_text()) if report_path.exists() else None
     markers = [line for line in output.splitlines() if any(marker in line for marker in INTERNAL_ERROR_MARKERS)]
