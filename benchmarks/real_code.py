@@ -5,7 +5,8 @@ the path) on folders of real code that stay outside the repository (snapshots of
 are never copied in). For each folder it runs `trainguard lint --format json` as one whole process
 and prints: files linted, wall time, and the findings by rule and severity. With `--scripts FILE` it
 also runs each listed command under `trainguard run --report ...` and prints its findings, its exit
-status, its wall time and any trace of an internal error or a traceback in its output. No network.
+status, its wall time, the guard's internal errors from the report and any line of its output that
+looks like an internal error or a traceback. No network.
 
     python benchmarks/real_code.py FOLDER [FOLDER ...] [--scripts FILE] [--timeout 120] [--json OUT]
 
@@ -188,6 +189,8 @@ def print_run(result: dict) -> None:
             f"      {finding['path']}:{finding['line']} {finding['code']} {finding['rule']} "
             f"[{finding['severity']}] (step {finding.get('step')}): {finding['message']}"
         )
+    for error in report.get("internal_errors", []) if report else []:
+        print(f"      guard internal error: {str(error)[:300]}")
     for line in result["error_lines"]:
         print(f"      output: {line.strip()[:300]}")
 
