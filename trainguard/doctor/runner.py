@@ -2,8 +2,9 @@
 
 Each probe runs in a worker thread while the main thread waits for it until the budget is spent:
 a forward pass that hangs (or a step far slower than the budget) cannot stop the report, even
-inside C code that no signal reaches. A probe still running then is reported as timed out, the
-remaining probes are skipped, and the abandoned thread (a daemon) ends with the process.
+inside C code that no signal reaches. A probe still running then is reported as timed out (or by
+what it measured so far, when it left a `ProbeContext.partial` outcome), the remaining probes are
+skipped, and the abandoned thread (a daemon) ends with the process.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def _run_one(probe: Probe, context: ProbeContext, reported_elsewhere: bool) -> t
         return Outcome.skip(f"not run: the time budget of {context.budget:g} s was spent before this probe started"), False
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     outcomes: list[Outcome] = []
+    context.partial = None
 
     def work() -> None:
         if devices:  # the current CUDA device is per thread
@@ -97,7 +99,12 @@ def _run_one(probe: Probe, context: ProbeContext, reported_elsewhere: bool) -> t
         worker.start()
         worker.join(timeout=max(context.remaining(), 0.0))
     if worker.is_alive():
-        return _timed_out(probe, context, time.perf_counter() - started), True
+        seconds = time.perf_counter() - started
+        if context.partial is not None:  # what it measured before the budget ran out
+            partial = context.partial
+            partial.summary += f" (stopped after {seconds:.1f} s: the time budget ran out)"
+            return partial, True
+        return _timed_out(probe, context, seconds), True
     return outcomes[0], False
 
 
