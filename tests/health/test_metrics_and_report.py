@@ -88,7 +88,7 @@ def test_run_writes_report_metrics_and_html(diverging_run: Path) -> None:
     records = [json.loads(line) for line in (diverging_run / "run.metrics.jsonl").read_text().splitlines()]
     assert any(r["type"] == "step" and r["loss"] == "nan" for r in records)
     page = (diverging_run / "run.html").read_text()
-    assert page.count("<svg") == 4 and "TG306 non-finite-loss" in page
+    assert page.count("<figure class=\"chart\"") == 4 and "TG306 non-finite-loss" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", page)  # nothing from the network
 
 
