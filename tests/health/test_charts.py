@@ -41,8 +41,9 @@ def test_a_constant_on_a_log_axis_spans_a_decade_around_it() -> None:
     (0.0, 8.0, False, ["0", "2", "4", "6", "8"]),
     (995.0, 1005.0, False, ["996", "998", "1000", "1002", "1004"]),
     (-0.05, 0.05, False, ["-0.04", "-0.02", "0", "0.02", "0.04"]),
-    (0.0, 16.5, True, ["1", "10000", "1e+08", "1e+12", "1e+16"]),
-    (2.0, 2.8, True, ["200", "400", "600"]),  # within a decade: plain values
+    (0.0, 16.5, True, ["1", "10000", "1e+8", "1e+12", "1e+16"]),
+    (-1.0, 0.2, True, ["0.1", "0.2", "0.5", "1"]),  # one or two decades: 1, 2, 5
+    (2.0, 2.4, True, ["100", "150", "200", "250"]),  # within a decade: plain values
 ])
 def test_ticks_and_labels(low: float, high: float, log: bool, expected: list[str]) -> None:
     positions, step = ticks(low, high, log)

@@ -123,6 +123,8 @@ window.addEventListener("load", function () {
       labels: Array.prototype.map.call(svg.querySelectorAll("g.marker-labels text"), function (t) {
         var b = t.getBBox(); return [b.x, b.y, b.x + b.width, b.y + b.height]; }),
       yTicks: texts(svg, "g.y-ticks text")});
+    svg.dispatchEvent(new MouseEvent("dblclick", {bubbles: true}));  // the script redraws the full view with its own rules
+    result.charts[result.charts.length - 1].redrawn = [texts(svg, "g.y-ticks text"), texts(svg, "g.x-ticks text").length];
   });
   var figure = document.querySelector("figure.chart"), svg = figure.querySelector("svg"), box = svg.getBoundingClientRect();
   var at = function (x, y) { return {clientX: box.left + x * box.width / 640, clientY: box.top + y * box.width / 640, bubbles: true, button: 0}; };
@@ -168,6 +170,8 @@ def test_html_renders_in_headless_chromium(diverging_run: Path, tmp_path: Path) 
     assert result["errors"] == [] and result["ready"] == "4"  # the script ran on every chart, without errors
     charts = {chart["title"]: chart for chart in result["charts"]}
     assert all(chart["error"] is None for chart in charts.values())
+    assert [chart["redrawn"][0] for chart in charts.values()] == [chart["yTicks"] for chart in charts.values()]  # the script draws ticks as Python does
+    assert all(chart["redrawn"][1] > 2 for chart in charts.values())
     # train and validation are told apart: their legend swatches are drawn in their own colours
     assert charts["loss"]["swatches"] == ["rgb(211, 84, 0)", "rgb(36, 113, 163)"]
     # a constant learning rate (1000) sits mid-axis, with ticks that differ

@@ -11,9 +11,15 @@
   function ticks(low, high, log, count) {
     count = count || 5;
     var values = [], index;
-    if (log && high - low >= 1) {
+    if (log && high - low >= 2.5) {
       var stride = Math.ceil((high - low) / count);
       for (index = Math.ceil(low); index <= Math.floor(high); index++) if (index % stride === 0) values.push(index);
+      return {values: values, step: null};
+    }
+    if (log && high - low >= 0.5) {
+      for (index = Math.floor(low); index <= Math.ceil(high); index++) {
+        [1, 2, 5].forEach(function (m) { var v = Math.log10(m * Math.pow(10, index)); if (v >= low && v <= high) values.push(v); });
+      }
       return {values: values, step: null};
     }
     if (log) {

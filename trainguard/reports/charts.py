@@ -51,9 +51,12 @@ class Chart:
 def ticks(low: float, high: float, log: bool = False, count: int = 5) -> tuple[list[float], float | None]:
     """Tick positions on an axis from `low` to `high` (log10 of the values on a log axis), and the
     step between their values (None for decades on a log axis: each tick is its own step)."""
-    if log and high - low >= 1:
+    if log and high - low >= 2.5:  # decades, every n-th one when there are many
         stride = math.ceil((high - low) / count)
         return [float(power) for power in range(math.ceil(low), math.floor(high) + 1) if power % stride == 0], None
+    if log and high - low >= 0.5:  # one or two decades: 1, 2, 5 times a power of ten
+        powers = range(math.floor(low), math.ceil(high) + 1)
+        return [math.log10(m * 10.0 ** power) for power in powers for m in (1, 2, 5) if low <= math.log10(m * 10.0 ** power) <= high], None
     if log:
         values, step = ticks(10 ** low, 10 ** high, count=count)
         return [math.log10(value) for value in values if value > 0], step
@@ -69,13 +72,14 @@ def ticks(low: float, high: float, log: bool = False, count: int = 5) -> tuple[l
 
 def label(value: float, step: float | None) -> str:
     """A tick's text: as many digits as tell it from its neighbours `step` away, plain for ordinary
-    magnitudes (1000, 0.05), with an exponent for very large or small ones (6e+34, 1e-07)."""
+    magnitudes (1000, 0.05), with an exponent for very large or small ones (6e+34, 1e-7)."""
     step = step or abs(value)
     if value == 0:
         return "0"
     if 1e-4 <= abs(value) < 1e6:
         return f"{value:.{max(0, -math.floor(math.log10(step)))}f}"
-    return f"{value:.{max(0, math.floor(math.log10(abs(value))) - math.floor(math.log10(step)))}e}"
+    mantissa, exponent = f"{value:.{max(0, math.floor(math.log10(abs(value))) - math.floor(math.log10(step)))}e}".split("e")
+    return f"{mantissa}e{int(exponent):+d}"  # 1e+8, as JavaScript writes it, so that zoomed ticks read the same
 
 
 def _range(values: list[float], log: bool) -> tuple[float, float]:
