@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_demo_catches_the_missing_zero_grad_and_stays_silent_on_the_correct_run(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "trainguard", "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

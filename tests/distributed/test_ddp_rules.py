@@ -12,6 +12,8 @@ import pytest
 
 from tests.torchrun_jobs import run_job
 
+pytestmark = pytest.mark.slow  # every test here runs a torchrun job of several processes
+
 SCRIPT = Path(__file__).with_name("ddp_train.py")
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -138,14 +139,15 @@ def test_the_broken_example_names_each_planted_defect_with_its_fix(broken: tuple
 def test_the_html_page_is_self_contained(broken: tuple[int, dict, Path]) -> None:
     page = (broken[2] / "r.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
-    assert "<script" not in page.lower() and "@import" not in page and "url(" not in page
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.IGNORECASE)  # the charts' script is inline
+    assert "@import" not in page and "url(" not in page
     assert "BrokenClassifier.blocks is a plain list" in page
 
 
 def test_the_html_page_charts_gradient_norms_and_the_overfit_curve(tmp_path: Path) -> None:
     assert main(["doctor", CORRECT, *FAST, "--html", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
-    assert page.count("<svg") == 2
+    assert page.count("<figure class=\"chart\"") == 2
     assert "gradient norm per layer" in page and page.count('class="bar"') == 4  # the example's four layers
     assert "overfit one batch: training loss" in page and "<polyline" in page
 
@@ -174,3 +176,37 @@ def test_text_output_lists_probes_and_findings(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "registration" in out and "fail" in out
     assert "TG301 unregistered-module" in out and "fix: store them in nn.ModuleList" in out
+
+
+HANGING = GOOD + textwrap.dedent("""
+    import time
+
+    class HangsUnderNoGrad(nn.Linear):
+        def forward(self, x):
+            if not torch.is_grad_enabled():
+                time.sleep(6)  # far beyond the 2 s budget
+            return super().forward(x)
+
+    def setup():
+        return dict(parts(), model=HangsUnderNoGrad(4, 2))
+""")
+
+
+def test_the_budget_stops_a_forward_that_hangs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch._dynamo  # noqa: F401  (the first optimizer imports it: seconds that are not the hang's)
+
+    path = tmp_path / "target.py"
+    path.write_text(HANGING)
+    started = time.perf_counter()
+    status, report, _ = _doctor(capsys, f"{path}:setup", "--only", "registration,data-sanity,eval-mode,checkpoint", "--budget", "2",
+                                "--html", str(tmp_path / "r.html"))
+    assert time.perf_counter() - started < 4.5
+    verdicts = [(probe["name"], probe["verdict"]) for probe in report["probes"]]
+    (hung,) = [index for index, probe in enumerate(report["probes"]) if probe["summary"].startswith("timed out after")]
+    name = report["probes"][hung]["name"]  # the first probe with a forward pass under no_grad
+    assert status == 0 and hung >= 1 and all(verdict == "pass" for _, verdict in verdicts[:hung]), verdicts  # finished: kept
+    assert verdicts[hung] == (name, "warn") and all(verdict == "skip" for _, verdict in verdicts[hung + 1:]), verdicts
+    assert all(f"while {name} was running" in probe["summary"] for probe in report["probes"][hung + 1:])
+    (finding,) = report["findings"]
+    assert "did not finish within the time budget of 2 s" in finding["message"] and "--budget" in finding["fix"]
+    assert "timed out after" in (tmp_path / "r.html").read_text()

@@ -168,6 +168,25 @@ def test_throughput_names_the_model_as_bottleneck_and_skips_compile_over_budget(
     assert rows["torch.compile"][3].startswith("skipped:") and "budget" in rows["torch.compile"][3]
 
 
+class HangsUnderAutocast(MLP):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled("cpu"):
+            time.sleep(5)  # past the 2 s budget
+        return super().forward(x)
+
+
+def test_throughput_keeps_what_it_measured_when_the_budget_runs_out_mid_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch._dynamo  # noqa: F401  (the first optimizer imports it: seconds that are not the measurement's)
+
+    monkeypatch.setattr(throughput, "WINDOW", 0.2)
+    result = probe("throughput", make_setup(model=HangsUnderAutocast()), budget=2)
+    assert result.table is not None and "stopped after" in result.summary and "the time budget ran out" in result.summary
+    rows = {row[0]: row for row in result.table.rows}
+    assert rows["loader alone"][1] > 0 and rows["eager fp32"][1] > 0  # measured before the hang: kept
+    assert rows["autocast bf16"][3].startswith("stopped:") and "torch.compile" not in rows
+    assert result.verdict in (Verdict.PASS, Verdict.WARN) and result.evidence["bottleneck"] in ("model", "input pipeline")
+
+
 # --- GPU probes -----------------------------------------------------------------------------------
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the verdict without a GPU")

@@ -12,7 +12,9 @@ from torch import nn
 from torch.nn import functional
 
 from tests.doctor.setups import CLASSES, FEATURES, MLP, make_setup, probe, rules
-from trainguard.doctor import Verdict
+from trainguard.doctor import Verdict, run_probes, select_probes
+from trainguard.doctor.compare import differ
+from trainguard.doctor.setup import LoadedTarget
 from trainguard.doctor.places import place_of
 
 
@@ -354,3 +356,42 @@ def test_checkpoint_names_optimizer_state_that_does_not_round_trip() -> None:
 def test_checkpoint_names_state_that_weights_only_refuses() -> None:
     result = probe("checkpoint", make_setup(model=OpaqueExtraState()))
     assert result.verdict is Verdict.FAIL and "weights_only=True" in result.findings[0].message
+
+
+# --- non-finite outputs ---------------------------------------------------------------------------
+
+class NaNOutputs(MLP):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * float("nan")
+
+
+class NaNColumnWithEvalNoise(FunctionalDropout):
+    """Randomness left on in eval mode, with one output column NaN: the finite columns still differ."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).index_fill(1, torch.tensor([0]), float("nan"))
+
+
+def test_nan_outputs_give_only_the_non_finite_findings() -> None:
+    names = "loss-at-init,overfit-batch,gradient-flow,eval-mode,checkpoint"
+    target = LoadedTarget("tests:setup", make_setup(model=NaNOutputs(dropout=0.3)), __file__, 1)
+    results = {result.name: result for result in run_probes(target, select_probes(only=names), 30.0, torch.device("cpu"))}
+    assert {finding.rule for result in results.values() for finding in result.findings} == {"non-finite-loss", "non-finite-gradients"}
+    assert results["eval-mode"].verdict is Verdict.PASS and "not compared" in results["eval-mode"].summary
+    assert results["checkpoint"].verdict is Verdict.PASS
+
+
+def test_eval_mode_still_names_randomness_next_to_nan_outputs() -> None:
+    result = probe("eval-mode", make_setup(model=NaNColumnWithEvalNoise()))
+    assert rules(result) == ["eval-mode-missing"] and result.evidence["eval_max_difference"] > 0
+
+
+@pytest.mark.parametrize(("first", "second", "expected"), [
+    ([math.nan, 1.0], [math.nan, 1.0], False),
+    ([math.inf, -math.inf], [math.inf, -math.inf], False),
+    ([math.nan, 1.0], [1.0, math.nan], True),
+    ([math.inf, 1.0], [1e30, 1.0], True),
+    ([1e30, 1.0], [1e30, 2.0], False),  # within the tolerance relative to the scale
+], ids=["same-nan", "same-inf", "nan-moved", "inf-vs-finite", "relative"])
+def test_differ_treats_nan_and_inf_as_equal_to_themselves(first: list[float], second: list[float], expected: bool) -> None:
+    assert differ(torch.tensor(first), torch.tensor(second), 1e-6)[0] is expected

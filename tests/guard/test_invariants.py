@@ -6,6 +6,7 @@ import runpy
 from contextlib import nullcontext
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -194,6 +195,7 @@ def _train_compiled(guarded: bool) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_torch_compile_runs_guarded_without_warnings_and_identical_weights() -> None:
     import warnings
 

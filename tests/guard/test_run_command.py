@@ -102,6 +102,7 @@ def test_usage_errors_exit_2_with_one_clear_line(tmp_path: Path, args: list[str]
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_torchrun_guards_every_rank_and_merges_one_report(tmp_path: Path) -> None:
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent("""\

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ def test_run_writes_report_metrics_and_html(diverging_run: Path) -> None:
     records = [json.loads(line) for line in (diverging_run / "run.metrics.jsonl").read_text().splitlines()]
     assert any(r["type"] == "step" and r["loss"] == "nan" for r in records)
     page = (diverging_run / "run.html").read_text()
-    assert page.count("<svg") == 4 and "TG306 non-finite-loss" in page
+    assert page.count("<figure class=\"chart\"") == 4 and "TG306 non-finite-loss" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", page)  # nothing from the network
 
 
@@ -107,18 +108,82 @@ def test_report_command_rejects_what_is_not_a_report(tmp_path: Path, content: st
     assert result.stderr.startswith("trainguard report: ")
 
 
+# Run in the page after its own script, as a user would act: hover the loss chart, drag a box,
+# double-click; and read what the browser laid out (swatch colours, marker label boxes, ticks).
+BROWSER_CHECK = """
+<script>
+window.addEventListener("load", function () {
+  var result = {ready: document.documentElement.getAttribute("data-charts-ready"), errors: window.pageErrors, charts: []};
+  var texts = function (node, selector) { return Array.prototype.map.call(node.querySelectorAll(selector), function (t) { return t.textContent; }); };
+  Array.prototype.forEach.call(document.querySelectorAll("figure.chart"), function (figure) {
+    var svg = figure.querySelector("svg");
+    result.charts.push({
+      title: svg.querySelector(".title").textContent, error: figure.getAttribute("data-chart-error"),
+      swatches: Array.prototype.map.call(svg.querySelectorAll("rect.swatch"), function (r) { return getComputedStyle(r).fill; }),
+      labels: Array.prototype.map.call(svg.querySelectorAll("g.marker-labels text"), function (t) {
+        var b = t.getBBox(); return [b.x, b.y, b.x + b.width, b.y + b.height]; }),
+      yTicks: texts(svg, "g.y-ticks text")});
+    svg.dispatchEvent(new MouseEvent("dblclick", {bubbles: true}));  // the script redraws the full view with its own rules
+    result.charts[result.charts.length - 1].redrawn = [texts(svg, "g.y-ticks text"), texts(svg, "g.x-ticks text").length];
+  });
+  var figure = document.querySelector("figure.chart"), svg = figure.querySelector("svg"), box = svg.getBoundingClientRect();
+  var at = function (x, y) { return {clientX: box.left + x * box.width / 640, clientY: box.top + y * box.width / 640, bubbles: true, button: 0}; };
+  svg.dispatchEvent(new MouseEvent("mousemove", at(64 + 576 * 0.25, 100)));
+  var tip = figure.querySelector(".chart-tip");
+  result.tip = tip && !tip.hidden ? tip.textContent : null;
+  result.ticks = [texts(svg, "g.x-ticks text")];
+  svg.dispatchEvent(new MouseEvent("mousedown", at(64 + 576 * 0.1, 150)));
+  svg.dispatchEvent(new MouseEvent("mousemove", at(64 + 576 * 0.6, 150)));
+  window.dispatchEvent(new MouseEvent("mouseup", at(64 + 576 * 0.6, 150)));
+  result.ticks.push(texts(svg, "g.x-ticks text"));
+  svg.dispatchEvent(new MouseEvent("dblclick", at(64 + 576 * 0.5, 150)));
+  result.ticks.push(texts(svg, "g.x-ticks text"));
+  var out = document.createElement("pre");
+  out.id = "browser-check";
+  out.textContent = JSON.stringify(result);
+  document.body.appendChild(out);
+});
+</script>
+"""
+CATCH_ERRORS = '<script>window.pageErrors = []; window.addEventListener("error", function (e) { window.pageErrors.push(e.message); });</script>'
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def test_html_renders_in_headless_chromium(diverging_run: Path, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium is not installed (.ci/run installs it)")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    page = (diverging_run / "run.html").resolve().as_uri()
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600"]
+    page = (diverging_run / "run.html").read_text()
+    checked = tmp_path / "checked.html"
+    checked.write_text(page.replace("<head>", "<head>" + CATCH_ERRORS, 1).replace("</body>", BROWSER_CHECK + "</body>"))
+    dom = subprocess.run([chromium, *flags, "--dump-dom", checked.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert "TG306 non-finite-loss" in dom and "TG108 exploding-gradients" in dom
-    assert dom.count("<polyline") >= 3  # the curves were laid out as drawn lines
+    found = re.search(r'<pre id="browser-check">(.*?)</pre>', dom, re.DOTALL)
+    assert found, dom[-2000:]
+    result = json.loads(unescape(found.group(1)))
+    assert result["errors"] == [] and result["ready"] == "4"  # the script ran on every chart, without errors
+    charts = {chart["title"]: chart for chart in result["charts"]}
+    assert all(chart["error"] is None for chart in charts.values())
+    assert [chart["redrawn"][0] for chart in charts.values()] == [chart["yTicks"] for chart in charts.values()]  # the script draws ticks as Python does
+    assert all(chart["redrawn"][1] > 2 for chart in charts.values())
+    # train and validation are told apart: their legend swatches are drawn in their own colours
+    assert charts["loss"]["swatches"] == ["rgb(211, 84, 0)", "rgb(36, 113, 163)"]
+    # a constant learning rate (1000) sits mid-axis, with ticks that differ
+    lr_ticks = charts["learning rate"]["yTicks"]
+    assert "1000" in lr_ticks and len(set(lr_ticks)) == len(lr_ticks) > 2 and not any(t.startswith("-") for t in lr_ticks)
+    for chart in charts.values():  # marker labels inside the chart and apart from each other
+        labels = chart["labels"]
+        assert labels and all(0 <= box[0] and box[2] <= 640 for box in labels), chart
+        assert not any(_overlap(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]), chart
+    assert result["tip"] and result["tip"].startswith("optimizer step ") and "train: " in result["tip"]
+    before, zoomed, reset = result["ticks"]
+    assert zoomed != before and reset == before  # dragging a box zoomed in, a double click reset
     shot = tmp_path / "page.png"
-    subprocess.run([chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page], capture_output=True, timeout=120)
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", (diverging_run / "run.html").resolve().as_uri()], capture_output=True, timeout=120)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
-

@@ -17,6 +17,7 @@ def _report(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_the_embedded_task_runs_offline_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     first = subprocess.run([sys.executable, "-m", "trainguard", "train", "--out", str(out), "--max-steps", "30"],

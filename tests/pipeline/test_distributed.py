@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from tests.pipeline.test_resume import SCRIPT, assert_identical
@@ -24,6 +25,7 @@ def _torchrun(out: Path, *options: str) -> subprocess.CompletedProcess:
     return run_job(lambda: subprocess.run(command, capture_output=True, text=True, timeout=300))
 
 
+@pytest.mark.slow
 def test_a_killed_ddp_run_resumes_bitwise_identically(tmp_path: Path) -> None:
     kill_at = random.randrange(6, MICRO_BATCHES_PER_RANK - 2)
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"

@@ -71,6 +71,7 @@ def _tensorboard_losses(out: Path) -> list[tuple[int, float]]:
     return [(event.step, event.value) for event in events.Scalars("train/loss")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("options", "stop"), [
     pytest.param(("--workers", "0", "--accumulation", "3"), "KILL", id="accumulation-dropout"),
     pytest.param(("--workers", "2", "--accumulation", "3"), "KILL", id="2-workers"),

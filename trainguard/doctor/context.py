@@ -13,7 +13,7 @@ from torch import nn
 
 from trainguard.doctor.batches import Batch, batch_size_of, collate, forward, read_samples, to_device
 from trainguard.doctor.places import Place, place_of
-from trainguard.doctor.probe import Requirement
+from trainguard.doctor.probe import Outcome, Requirement
 from trainguard.doctor.setup import LoadedTarget, Setup, describe_error
 
 # Probes train on one batch of the loader's size, capped so that a large batch size does not make
@@ -32,6 +32,9 @@ class ProbeContext:
     started: float = field(default_factory=time.monotonic)
     _batch: Batch | None = field(default=None, repr=False)
     _blockers: dict[Requirement, str | None] = field(default_factory=dict, repr=False)
+    # What a long-running probe has measured so far (throughput, before each measurement): the
+    # runner reports it when the budget runs out mid-probe, instead of only "timed out".
+    partial: Outcome | None = field(default=None, repr=False)
 
     @property
     def setup(self) -> Setup:

@@ -1,6 +1,7 @@
 """The training-readiness report as one self-contained HTML page: the verdict table, then per
 probe its findings, evidence, table and chart (the per-layer gradient norms as bars, the
-overfit-one-batch loss as a curve), all inline SVG and CSS; nothing is loaded from the network."""
+overfit-one-batch loss as a curve, throughput on a log scale), all inline SVG, CSS and the charts'
+hover and zoom script; nothing is loaded from the network."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from html import escape
 from typing import Any
 
 from trainguard.doctor.report import findings_of, format_cell
-from trainguard.reports.charts import BOTTOM, HEIGHT, LEFT, RIGHT, TOP, WIDTH, Chart, Series, render
+from trainguard.reports.charts import BOTTOM, HEIGHT, LEFT, RIGHT, TOP, WIDTH, Chart, Series, label, page_assets, render, ticks
 
 _LABEL_WIDTH = 72  # pixels one bar label needs (14 characters of 10 px text)
 _VERDICT_COLORS = {"pass": "#1e8449", "warn": "#b9770e", "fail": "#c0392b", "skip": "#7f8c8d"}
@@ -23,9 +24,7 @@ th{border-bottom:1px solid #d5d8dc} td.num{text-align:right;font-variant-numeric
 .tag{display:inline-block;min-width:3rem;text-align:center;text-transform:uppercase;font-size:.72rem;font-weight:700;padding:.1rem .35rem;border-radius:3px;color:#fff}
 .finding{border-left:4px solid;padding:.3rem .8rem;margin:.6rem 0;background:#fbfcfc} .fix{color:#1e8449}
 .evidence{color:#566573;font-size:.82rem}
-svg{width:100%;max-width:44rem;height:auto;background:#fff;border:1px solid #eaecee;display:block;margin:.6rem 0}
-svg .title{font-size:13px;font-weight:600;fill:#1c2833} svg .tick,svg .axis,svg .legend,svg .marker-label{font-size:10px;fill:#566573}
-svg .grid{stroke:#eaecee} svg .frame{fill:none;stroke:#d5d8dc} svg .empty{font-size:12px;fill:#99a3a4} svg .bar{fill:#7d3c98}
+figure.chart{max-width:44rem;margin:.6rem 0} svg .bar{fill:#7d3c98}
 """
 
 
@@ -34,11 +33,13 @@ def _tag(text: str, color: str) -> str:
 
 
 def render_bars(title: str, points: list[tuple[str, float]], log_y: bool) -> str:
-    """A bar chart as an <svg> element; on a log scale, bars of 0 are drawn as a mark at the bottom."""
+    """A bar chart as a <figure> with its <svg>; on a log scale, bars of 0 are drawn as a mark at the
+    bottom. Each bar's value is in its tooltip, and written above it when the bars are wide enough."""
     values = [value for _, value in points if isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 or not log_y)]
-    head = f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}"><text x="{LEFT}" y="18" class="title">{escape(title)}</text>'
+    head = (f'<figure class="chart"><svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}">'
+            f'<text x="{LEFT}" y="18" class="title">{escape(title)}</text>')
     if not values:
-        return head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">no data</text></svg>'
+        return head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">no data</text></svg></figure>'
     scale = (lambda v: math.log10(v)) if log_y else (lambda v: v)
     low = math.floor(scale(min(values))) if log_y else 0.0
     high = math.ceil(scale(max(values))) if log_y else max(values) * 1.1
@@ -48,22 +49,24 @@ def render_bars(title: str, points: list[tuple[str, float]], log_y: bool) -> str
         return HEIGHT - BOTTOM - (scale(value) - low) / (high - low) * (HEIGHT - TOP - BOTTOM)
 
     parts = [head, f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" height="{HEIGHT - TOP - BOTTOM}" class="frame"/>']
-    ticks = [10.0 ** power for power in range(int(low), int(high) + 1)] if log_y else [high * i / 4 for i in range(5)]
-    for tick in ticks:
-        y = y_of(tick) if tick > 0 or not log_y else HEIGHT - BOTTOM
+    positions, step = ticks(low, high, log_y)
+    for tick in positions:
+        y = HEIGHT - BOTTOM - (tick - low) / (high - low) * (HEIGHT - TOP - BOTTOM)
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{tick:.3g}</text>')
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{label(10 ** tick if log_y else tick, step)}</text>')
     slot = (WIDTH - LEFT - RIGHT) / len(points)
     label_every = math.ceil(_LABEL_WIDTH / slot)  # many layers: name every n-th bar, all in the tooltips
-    for index, (label, value) in enumerate(points):
+    for index, (name, value) in enumerate(points):
         x = LEFT + slot * index + slot * 0.15
         drawable = isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 or not log_y)
         top = y_of(value) if drawable else HEIGHT - BOTTOM - 2
         parts.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{slot * 0.7:.1f}" height="{HEIGHT - BOTTOM - top:.1f}" class="bar">'
-                     f'<title>{escape(str(label))}: {format_cell(value)}</title></rect>')
+                     f'<title>{escape(str(name))}: {format_cell(value)}</title></rect>')
+        if slot >= _LABEL_WIDTH:
+            parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{top - 4:.1f}" text-anchor="middle" class="tick">{escape(format_cell(value))}</text>')
         if index % label_every == 0:
-            parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle" class="tick">{escape(str(label)[:14])}</text>')
-    parts.append("</svg>")
+            parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle" class="tick">{escape(str(name)[:14])}</text>')
+    parts.append("</svg></figure>")
     return "".join(parts)
 
 
@@ -128,5 +131,5 @@ def render_html(report: dict[str, Any]) -> str:
         f"{report['seconds']} s of a {report['budget']:g} s budget</div>"
         f"<p><strong>{escape(counts)}</strong></p>{overview}"
         + "".join(_probe(report, probe) for probe in report["probes"])
-        + "</body></html>\n"
+        + f"{page_assets()}</body></html>\n"
     )

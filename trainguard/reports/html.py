@@ -1,6 +1,7 @@
 """The run report as one self-contained HTML page: findings with evidence and fix, and plots of
 the training loss, validation loss, gradient norm and learning rate with the findings marked.
-Nothing is loaded from the network: styles and charts (inline SVG) are in the page."""
+Nothing is loaded from the network: styles, charts (inline SVG) and their hover and zoom script
+are in the page."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
-from trainguard.reports.charts import Chart, Marker, Series, render
+from trainguard.reports.charts import Chart, Marker, Series, hint, page_assets, render
 
 _COLORS = {"error": "#c0392b", "warning": "#b9770e", "info": "#2471a3"}
 _STYLE = """
@@ -21,10 +22,6 @@ h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem;bo
 .finding .head{font-weight:600} .finding .fix{color:#1e8449} .finding table{font-size:.85rem;margin-top:.3rem}
 .finding td{padding:0 .6rem 0 0;vertical-align:top} .sev{text-transform:uppercase;font-size:.75rem;padding:.05rem .35rem;border-radius:3px;color:#fff}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr));gap:1rem}
-svg{width:100%;height:auto;background:#fff;border:1px solid #eaecee}
-svg .title{font-size:13px;font-weight:600;fill:#1c2833} svg .tick,svg .axis,svg .legend,svg .marker-label{font-size:10px;fill:#566573}
-svg .legend{font-weight:600} svg .grid{stroke:#eaecee} svg .frame{fill:none;stroke:#d5d8dc}
-svg .marker{stroke-dasharray:4 3} svg .empty{font-size:12px;fill:#99a3a4}
 """
 
 
@@ -97,7 +94,8 @@ def render_page(report: dict[str, Any], metrics: list[dict[str, Any]]) -> str:
         f'<span style="color:{_COLORS[name]}">{summary.get(name, 0)} {name}</span>' for name in ("error", "warning", "info")
     )
     findings_html = "".join(_finding_html(f) for f in findings) or "<p>No findings.</p>"
-    chart_html = "".join(render(chart) for chart in charts(report, metrics)) if metrics else "<p>No metrics were recorded for this run.</p>"
+    chart_html = (hint() + '<div class="charts">' + "".join(render(chart) for chart in charts(report, metrics)) + "</div>"
+                  if metrics else "<p>No metrics were recorded for this run.</p>")
     errors = report.get("internal_errors") or []
     errors_html = (
         "<h2>Internal errors</h2><ul>" + "".join(f"<li><code>{escape(e.get('internal_error', ''))}</code>: {escape(e.get('detail', ''))}</li>" for e in errors) + "</ul>"
@@ -110,8 +108,8 @@ def render_page(report: dict[str, Any], metrics: list[dict[str, Any]]) -> str:
         f"<h1>trainguard report</h1><div class=\"meta\">trainguard {escape(str(report.get('version', '')))} · "
         f"<code>{escape(command)}</code> · the command exited with status {escape(str(report.get('exit_code', '')))}</div>"
         f'<h2>Findings</h2><div class="summary">{counts}</div>{findings_html}'
-        f'<h2>Training curves</h2><div class="charts">{chart_html}</div>{errors_html}'
-        "</body></html>\n"
+        f"<h2>Training curves</h2>{chart_html}{errors_html}"
+        f"{page_assets()}</body></html>\n"
     )
 
 

@@ -6,7 +6,9 @@ something random is still active in eval mode: `F.dropout(x, p)` without `traini
 or a Dropout hidden in a plain list that `.eval()` never reaches (TG201). When the model has
 BatchNorm or Dropout with p > 0, a train-mode pass must differ from the eval-mode one; identical
 outputs mean the modes have no effect (`train()` overridden, say) and are reported. Dropout with
-p = 0 is left out: a common configured default, inert by choice.
+p = 0 is left out: a common configured default, inert by choice. NaN compares equal to NaN (the
+same NaN twice is deterministic); when the outputs hold NaN or inf, the train/eval comparison
+says nothing (dropout and batch statistics of NaN are NaN) and is not reported.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from torch import nn
 
 from trainguard.doctor.batches import forward
-from trainguard.doctor.compare import differ
+from trainguard.doctor.compare import all_finite, differ
 from trainguard.doctor.context import ProbeContext
 from trainguard.doctor.probe import Outcome, Probe, make_finding
 from trainguard.findings import Severity
@@ -41,6 +43,7 @@ def run(context: ProbeContext) -> Outcome:
         model.train()
         trained = forward(model, inputs)
     changed, eval_difference = differ(first, second, TOLERANCE)
+    finite = all_finite(first)
     train_differs, train_difference = differ(first, trained, TOLERANCE)
     evidence = {"eval_max_difference": eval_difference, "train_eval_max_difference": train_difference,
                 "mode_dependent_modules": mode_modules}
@@ -52,7 +55,7 @@ def run(context: ProbeContext) -> Outcome:
             "something random stays active in eval mode",
             fix="use registered nn.Dropout modules, or F.dropout(x, p, training=self.training); keep modules out of plain lists",
             place=context.model_place(r"dropout|rand"), evidence=evidence))
-    elif mode_modules and not train_differs:
+    elif mode_modules and finite and not train_differs:
         findings.append(make_finding(
             "eval-mode",
             f"the model has {', '.join(mode_modules)} but its train-mode and eval-mode outputs are identical: "
@@ -61,6 +64,8 @@ def run(context: ProbeContext) -> Outcome:
             place=context.model_place(), evidence=evidence, severity=Severity.WARNING))
     if changed:
         summary = f"eval-mode outputs differ between two passes (max {eval_difference:.3g})"
+    elif mode_modules and not finite:
+        summary = "eval mode deterministic; outputs are not finite, so train and eval modes were not compared"
     elif mode_modules:
         summary = (f"eval mode deterministic; train mode differs by up to {train_difference:.3g} "
                    f"({', '.join(mode_modules)})")

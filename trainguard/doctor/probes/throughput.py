@@ -96,34 +96,15 @@ def _modes(context: ProbeContext, batch: Batch) -> list[tuple[str, Callable[[], 
     return modes
 
 
-def run(context: ProbeContext) -> Outcome:
-    """Time the loader alone and training steps in each mode; name the bottleneck."""
+def _outcome(context: ProbeContext, rows: list[list[object]], rates: dict[str, float], batch_size: int) -> Outcome:
+    """The probe's result from the rows and rates measured so far."""
     device = context.device
-    data = context.setup.train_data
-    batch = to_device(collate(data, read_samples(data, batch_size_of(data))), device)
-    rows: list[list[object]] = []
-    rates: dict[str, float] = {}
-    loader_rate, _ = measure(_loader_step(data), torch.device("cpu"), WINDOW, warmup=1)
-    rates["loader alone"] = loader_rate
-    rows.append(["loader alone", round(loader_rate, 1), "", "one pass of the training data pipeline"])
-    for name, build in _modes(context, batch):
-        left = context.remaining()
-        if left < MINIMUM_LEFT or (name == "torch.compile" and left < COMPILE_RESERVE):
-            rows.append([name, None, "", f"skipped: {left:.0f} s of the time budget left (needs {COMPILE_RESERVE if name == 'torch.compile' else MINIMUM_LEFT:g} s)"])
-            continue
-        try:
-            rate, warmup_seconds = measure(build(), device, min(WINDOW, left / 4))
-        except Exception as error:
-            rows.append([name, None, "", f"failed: {describe_error(error)}"])
-            continue
-        rates[name] = rate
-        note = f"first {WARMUP} steps took {warmup_seconds:.1f} s (compiling)" if name == "torch.compile" else ""
-        rows.append([name, round(rate, 1), round(1000 * sample_count(batch[0]) / rate, 3), note])
-    model_rate = rates.get("eager fp32")
-    evidence: dict[str, object] = {"device": str(device), "batch_size": sample_count(batch[0]), "cpu_threads": torch.get_num_threads(),
+    loader_rate, model_rate = rates["loader alone"], rates.get("eager fp32")
+    evidence: dict[str, object] = {"device": str(device), "batch_size": batch_size, "cpu_threads": torch.get_num_threads(),
                                    **{name.replace(" ", "_") + "_samples_per_s": round(rate, 1) for name, rate in rates.items()}}
     table = Table(["mode", "samples/s", "ms/batch", "note"], rows)
-    plot = Plot("bars", "throughput (samples/s)", list(rates.items()))
+    # A log scale: the loader alone is often 100x faster than training and would flatten every mode's bar.
+    plot = Plot("bars", "throughput (samples/s, log scale)", list(rates.items()), log_y=True)
     if model_rate is None:
         return Outcome("training steps could not be timed", [], evidence, table=table, plot=plot, skipped=True)
     findings = []
@@ -141,6 +122,35 @@ def run(context: ProbeContext) -> Outcome:
     summary = (f"bottleneck: {evidence['bottleneck']} (loader {loader_rate:,.0f} samples/s, eager fp32 training "
                f"{model_rate:,.0f} samples/s); fastest: {best} ({rates[best]:,.0f} samples/s)")
     return Outcome(summary, findings, evidence, table=table, plot=plot)
+
+
+def run(context: ProbeContext) -> Outcome:
+    """Time the loader alone and training steps in each mode; name the bottleneck."""
+    device = context.device
+    data = context.setup.train_data
+    batch = to_device(collate(data, read_samples(data, batch_size_of(data))), device)
+    batch_size = sample_count(batch[0])
+    rows: list[list[object]] = []
+    rates: dict[str, float] = {}
+    loader_rate, _ = measure(_loader_step(data), torch.device("cpu"), WINDOW, warmup=1)
+    rates["loader alone"] = loader_rate
+    rows.append(["loader alone", round(loader_rate, 1), "", "one pass of the training data pipeline"])
+    for name, build in _modes(context, batch):
+        left = context.remaining()
+        if left < MINIMUM_LEFT or (name == "torch.compile" and left < COMPILE_RESERVE):
+            rows.append([name, None, "", f"skipped: {left:.0f} s of the time budget left (needs {COMPILE_RESERVE if name == 'torch.compile' else MINIMUM_LEFT:g} s)"])
+            continue
+        # What to report if the budget runs out during this mode (compiling can take longer than the reserve).
+        context.partial = _outcome(context, rows + [[name, None, "", "stopped: the time budget ran out during this measurement"]], rates, batch_size)
+        try:
+            rate, warmup_seconds = measure(build(), device, min(WINDOW, left / 4))
+        except Exception as error:
+            rows.append([name, None, "", f"failed: {describe_error(error)}"])
+            continue
+        rates[name] = rate
+        note = f"first {WARMUP} steps took {warmup_seconds:.1f} s (compiling)" if name == "torch.compile" else ""
+        rows.append([name, round(rate, 1), round(1000 * batch_size / rate, 3), note])
+    return _outcome(context, rows, rates, batch_size)
 
 
 PROBE = Probe("throughput", "Throughput and bottleneck", run)

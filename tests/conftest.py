@@ -1,0 +1,30 @@
+"""Suite-wide settings for `pytest -n N` (what `make test` runs).
+
+The end-to-end tests marked `slow` (each many seconds: training subprocesses, torchrun jobs,
+torch.compile) are moved to the front and, under xdist, tests are handed out one at a time (instead
+of a quarter of each worker's share at once): the workers start by sharing the slow tests and then
+finish together, instead of one worker receiving all of them in its first chunk. Every test process
+and the training scripts it starts use one intra-op thread: the workers already fill the cores, and
+more threads than cores make PyTorch's thread pool wait on itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: an end-to-end test of many seconds, run first so that the workers share them")
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "maxschedchunk", 0) is None:
+        config.option.maxschedchunk = 1
+    if os.environ.get("PYTEST_XDIST_WORKER") is not None:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the subprocesses the tests start
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each group keeps its order
