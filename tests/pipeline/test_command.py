@@ -55,6 +55,20 @@ def _config(tmp_path: Path, text: str) -> Path:
     ("[train]\ndevice = \"gpu\"\n", "device 'gpu' is not a device name"),
     ("[guard]\nignore = [\"TG999\"]\n", "[guard] unknown rule 'TG999'"),
     ("[guard]\nthresholds = { patience = 2 }\n", "[guard] unknown threshold 'patience'"),
+    # Every numeric key names its allowed range (these raised from torch or numpy, exit 1, before).
+    ("[optimizer]\nlr = -0.1\n", "optimizer.lr must be above 0 (got -0.1)"),
+    ("[optimizer]\nlr = nan\n", "optimizer.lr must be above 0 (got nan)"),
+    ("[optimizer]\nmomentum = -0.9\n", "optimizer.momentum must be at least 0 and below 1 (got -0.9)"),
+    ("[optimizer]\nweight_decay = -1\n", "optimizer.weight_decay must be at least 0 (got -1.0)"),
+    ("[model]\nhidden = [64, -5]\n", "each of model.hidden must be at least 1 (got -5)"),
+    ("[model]\ndropout = 1.5\n", "model.dropout must be at least 0 and below 1 (got 1.5)"),
+    ("[task]\nsamples = 0\n", "task.samples must be at least 1 (got 0)"),
+    ("[task]\nval_samples = -3\n", "task.val_samples must be at least 1 (got -3)"),
+    ("[task]\ndata_seed = -1\n", "task.data_seed must be at least 0 (got -1)"),
+    ("[train]\nseed = -1\n", "[train] seed must be at least 0 (got -1)"),
+    ("[train]\nclip_grad_norm = inf\n", "[train] clip_grad_norm must be above 0 (got inf)"),
+    ("[train]\nnum_workers = -1\n", "[train] num_workers must be at least 0 (got -1)"),
+    ("[guard]\nthresholds = { exploding_norm = -5 }\n", "[guard] threshold exploding_norm must be a finite number above 0"),
 ])
 def test_a_bad_config_is_one_sentence_exit_2_and_nothing_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                   toml: str, message: str) -> None:
@@ -66,6 +80,18 @@ def test_a_bad_config_is_one_sentence_exit_2_and_nothing_written(tmp_path: Path,
     error = capsys.readouterr().err
     assert message in error and error.startswith("trainguard train: ") and error.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("a_file", "--out {out}: is a file, not a folder"),
+    ("a_file/run", "is a file, not a folder"),
+])
+def test_an_unusable_out_folder_is_one_sentence_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       out: str, message: str) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    assert main(["train", "--out", str(tmp_path / out), "--max-steps", "1"]) == 2
+    error = capsys.readouterr().err
+    assert message.format(out=tmp_path / out) in error and error.startswith("trainguard train: ") and error.count("\n") == 1
 
 
 def test_a_fresh_run_into_a_used_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

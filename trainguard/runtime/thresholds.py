@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
@@ -38,7 +39,15 @@ class Thresholds:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown threshold {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        converted = {name: (int if known[name] == "int" else float)(value) for name, value in values.items()}
+        converted = {}
+        for name, value in values.items():
+            try:
+                number = (int if known[name] == "int" else float)(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"threshold {name} must be {'an integer' if known[name] == 'int' else 'a number'} (got {value!r})") from None
+            if not 0 < number < math.inf:  # every threshold is a positive count, ratio or size
+                raise ValueError(f"threshold {name} must be a finite number above 0 (got {value!r})")
+            converted[name] = number
         return replace(cls(), **converted)
 
 
