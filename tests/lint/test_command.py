@@ -152,3 +152,11 @@ def test_python_dash_m_entry_point(project: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "trainguard", "lint", "train.py", "--format", "github"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("::error file=train.py,line=16")
+
+
+def test_an_unwritable_report_is_refused_before_linting(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = lint("train.py", "--report", "clean.py/report.json", capsys=capsys)
+    assert status == 2 and out == ""
+    assert err == f"trainguard lint: --report clean.py/report.json: {project / 'clean.py'} is a file, not a folder\n"
+    status, out, err = lint("train.py", "--report", ".git", capsys=capsys)
+    assert status == 2 and err == "trainguard lint: --report .git: is a folder; give a file name\n"
