@@ -174,3 +174,5 @@ def test_torchrun_guards_every_rank_and_merges_one_report(tmp_path: Path) -> Non
     (finding,) = report["findings"]
     assert (finding["code"], finding["path"], finding["line"], finding["rank"]) == ("TG302", "ddp.py", 11, 0)
     assert finding["evidence"]["ranks"] == [0, 1]
+    # Live, the job's finding is printed once (not once per rank); the summary lists it once more.
+    assert result.stderr.count("ddp.py:11 TG302 softmax-before-cross-entropy [error]") == 1, result.stderr
