@@ -105,6 +105,11 @@ def test_sarif_output_is_sarif_2_1_0(project: Path, capsys: pytest.CaptureFixtur
     assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == "TG101"
     location = result["locations"][0]["physicalLocation"]
     assert location == {"artifactLocation": {"uri": "train.py", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 16, "startColumn": 9}}
+    # Every rule's helpUri names a page that this repository holds (it named docs/rules/, which does not exist).
+    root = Path(__file__).resolve().parents[2]
+    for rule in run["tool"]["driver"]["rules"]:
+        repository, _, page = rule["helpUri"].partition("/blob/main/")
+        assert repository == run["tool"]["driver"]["informationUri"] and (root / page).is_file(), rule["helpUri"]
 
 
 def test_github_annotations(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 @dataclass(frozen=True)
 class Thresholds:
-    # TG108: alert when the total gradient norm exceeds this (the seed's standing alarm) ...
+    # TG108: alert when the total gradient norm exceeds this (the 200-epoch post-mortem's standing alarm, docs/rules.md) ...
     exploding_norm: float = 10.0
     # ... or is this many times its running median (over the last `spike_history` measurements,
     # once at least 10 exist).
