@@ -290,11 +290,15 @@ def run_trainguard(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "trainguard", *args], capture_output=True, text=True, timeout=120, env=env, check=False)
 
 
-def test_cli_lists_every_code() -> None:
+def test_cli_lists_every_rule_in_full_when_piped() -> None:
+    # COLUMNS=100 is narrower than the longest row: a table sized to it would crop slugs and summaries.
     result = run_trainguard("rules")
     assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     for rule in RULES:
-        assert re.search(rf"^{rule.code}\b", result.stdout, re.M), rule.code
+        assert lines[rule.code].split()[1:4] == [rule.slug, rule.severity.value, rule.where], rule.code
+        assert lines[rule.code].endswith("  " + rule.summary), rule.code
+    assert max(map(len, result.stdout.splitlines())) > 100
     assert result.stderr == ""
 
 

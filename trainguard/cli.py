@@ -9,6 +9,7 @@ from importlib import import_module
 from typing import Sequence
 
 from trainguard import __version__
+from trainguard.output_paths import OutputPathError
 
 # Each module defines `add_parser(subparsers)`; the parser it adds sets `handler(args) -> int`.
 VERB_MODULES = (
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args))
-    except UsageError as error:
+    except (UsageError, OutputPathError) as error:
         sys.stderr.write(f"trainguard {args.verb}: {error}\n")
         return 2
     except KeyboardInterrupt:

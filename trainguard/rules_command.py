@@ -29,12 +29,19 @@ def run_rules(args: argparse.Namespace) -> int:
             rows = [{"code": r.code, "slug": r.slug, "severity": r.severity.value, "where": r.where, "summary": r.summary} for r in RULES]
             print(json.dumps(rows, indent=2))
             return 0
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for column in ("code", "slug", "severity", "where", "detects"):
-            table.add_column(column)
-        for rule in RULES:
-            table.add_row(rule.code, rule.slug, rule.severity.value, rule.where, rule.summary)
-        console.print(table)
+        header = ("code", "slug", "severity", "where", "detects")
+        rows = [(r.code, r.slug, r.severity.value, r.where, r.summary) for r in RULES]
+        if console.is_terminal:
+            table = Table(box=None, pad_edge=False, header_style="bold")
+            for column in header:
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+        else:  # piped or redirected: whole rows, one per line, whatever the width (a table would crop them)
+            widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+            for row in (header, *rows):
+                print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
         console.print("\n`trainguard rules SLUG` explains one rule.")
         return 0
     try:

@@ -85,6 +85,14 @@ def test_module_function_targets_and_setup_dataclasses(tmp_path: Path, monkeypat
     assert status == 0 and [probe["name"] for probe in report["probes"]] == ["registration", "data-sanity"]
 
 
+@pytest.mark.parametrize("option", ["--report", "--markdown", "--html"])
+def test_an_unwritable_output_is_refused_before_probing(option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a_file").write_text("")
+    status, _, err = _doctor(capsys, CORRECT, option, str(tmp_path / "a_file" / "out"))
+    assert status == 2
+    assert err == f"trainguard doctor: {option} {tmp_path / 'a_file' / 'out'}: {tmp_path / 'a_file'} is a file, not a folder\n"
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--only", "registration,bogus"], "unknown probe 'bogus'"),
     (["--skip", "registration,data-sanity,loss-at-init,overfit-batch,gradient-flow,eval-mode,checkpoint,device-parity,throughput,memory"], "leave no probe"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -54,8 +55,54 @@ def test_run_reports_the_finding_with_place_and_writes_the_contract_report(buggy
 def test_short_form_json_format_and_fail_on_never(buggy: Path) -> None:
     result = trainguard("run", "--format", "json", "--fail-on", "never", "train.py", cwd=buggy.parent)
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout[result.stdout.index("{"):])
+    report = json.loads(result.stdout)  # the report alone: the script's own print went to stderr
     assert [f["code"] for f in report["findings"]] == ["TG101"]
+    assert "finished" in result.stderr and report["guarded_processes"] == 1
+
+
+@pytest.mark.parametrize("option", ["--report", "--html", "--metrics"])
+def test_an_unwritable_output_is_refused_before_the_command_runs(tmp_path: Path, option: str) -> None:
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "s.py").write_text("open('ran', 'w').close()\n")
+    result = trainguard("run", option, "a_file/out.json", "s.py", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == f"trainguard run: {option} a_file/out.json: {tmp_path / 'a_file'} is a file, not a folder\n"
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_report_that_cannot_be_written_at_the_end_keeps_summary_and_status(tmp_path: Path) -> None:
+    # The script itself takes the report's path (a folder now): the write fails after the run.
+    (tmp_path / "s.py").write_text("import os, sys, torch\nos.makedirs('out/r.json')\nsys.exit(3)\n")
+    result = trainguard("run", "--report", "out/r.json", "s.py", cwd=tmp_path)
+    assert result.returncode == 3
+    assert "trainguard run: could not write the report to out/r.json (Is a directory)" in result.stderr
+    assert "no findings in" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_command_that_runs_no_python_is_not_called_clean(tmp_path: Path) -> None:
+    result = trainguard("run", "--", "true", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "no Python process was guarded" in result.stderr and "no findings" not in result.stderr
+    (tmp_path / "s.py").write_text("print('no torch here')\n")
+    result = trainguard("run", "s.py", cwd=tmp_path)
+    assert "never imported torch" in result.stderr and "no findings" not in result.stderr
+
+
+def test_a_python_without_trainguard_is_refused_and_not_called_clean(tmp_path: Path) -> None:
+    import venv
+
+    venv.EnvBuilder(with_pip=False).create(tmp_path / "venv")  # a Python that cannot import trainguard
+    (tmp_path / "s.py").write_text("print('ran')\n")
+    # The launcher imports trainguard from this checkout; the child's PYTHONPATH holds only the bootstrap.
+    root = str(Path(__file__).resolve().parents[2])
+    launcher = f"import sys; sys.path.insert(0, {root!r}); from trainguard.cli import main; sys.exit(main())"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", launcher, "run", "--", str(tmp_path / "venv/bin/python"), "s.py"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2
+    assert "trainguard is not installed for" in result.stderr and "pip install -e" in result.stderr
+    assert "no Python process was guarded" in result.stderr and "no findings" not in result.stderr
+    assert "ran" not in result.stdout
 
 
 def test_strict_stops_the_run_without_a_traceback(buggy: Path) -> None:
@@ -128,3 +175,5 @@ def test_torchrun_guards_every_rank_and_merges_one_report(tmp_path: Path) -> Non
     (finding,) = report["findings"]
     assert (finding["code"], finding["path"], finding["line"], finding["rank"]) == ("TG302", "ddp.py", 11, 0)
     assert finding["evidence"]["ranks"] == [0, 1]
+    # Live, the job's finding is printed once (not once per rank); the summary lists it once more.
+    assert result.stderr.count("ddp.py:11 TG302 softmax-before-cross-entropy [error]") == 1, result.stderr

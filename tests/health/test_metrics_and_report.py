@@ -152,6 +152,43 @@ def _overlap(a: list[float], b: list[float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    ("", "r.json is empty"),
+    ("[1, 2]", "not a trainguard JSON report"),
+    ('{"tool": "trainguard", "findings": 5}', '"findings" must be a list'),
+    ('{"tool": "trainguard", "findings": [{"code": "TG101"}]}', "findings[0].rule must be a string"),
+    ('{"tool": "trainguard", "findings": [{"rule": "r", "code": "c", "message": "m", "severity": "fatal"}]}',
+     "findings[0].severity must be one of error, warning, info"),
+    ('{"tool": "trainguard", "findings": [{"rule": "r", "code": "c", "message": "m", "severity": "info", "step": "one"}]}',
+     "findings[0].step must be a number or null"),
+    ('{"tool": "trainguard", "findings": [], "summary": []}', '"summary" must be an object'),
+    ('{"tool": "trainguard", "findings": [], "metrics": 7}', '"metrics" must be a string'),
+])
+def test_report_command_names_what_is_wrong_with_a_malformed_report(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                     content: str, message: str) -> None:
+    from trainguard.cli import main
+
+    (tmp_path / "r.json").write_text(content)
+    assert main(["report", str(tmp_path / "r.json")]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.startswith("trainguard report: ") and error.count("\n") == 1
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_command_skips_malformed_metrics_records_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trainguard.cli import main
+
+    (tmp_path / "r.json").write_text('{"tool": "trainguard", "findings": [], "metrics": "m.jsonl"}')
+    (tmp_path / "m.jsonl").write_text('5\n{"type": "step"}\n{"type": "step", "step": 0, "loss": "oops"}\n'
+                                      '{"type": "step", "step": 1, "loss": 2.0}\n{"type": "st')
+    assert main(["report", str(tmp_path / "r.json")]) == 0
+    assert f"skipped 2 malformed record(s) of {tmp_path / 'm.jsonl'}" in capsys.readouterr().err
+    assert "<svg" in (tmp_path / "r.html").read_text()  # the one good record is drawn
+    (tmp_path / "m.jsonl").unlink()
+    assert main(["report", str(tmp_path / "r.json")]) == 0
+    assert "m.jsonl named by the report does not exist; the page has no curves" in capsys.readouterr().err
+
+
 def test_html_renders_in_headless_chromium(diverging_run: Path, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

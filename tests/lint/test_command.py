@@ -105,6 +105,11 @@ def test_sarif_output_is_sarif_2_1_0(project: Path, capsys: pytest.CaptureFixtur
     assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == "TG101"
     location = result["locations"][0]["physicalLocation"]
     assert location == {"artifactLocation": {"uri": "train.py", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 16, "startColumn": 9}}
+    # Every rule's helpUri names a page that this repository holds (it named docs/rules/, which does not exist).
+    root = Path(__file__).resolve().parents[2]
+    for rule in run["tool"]["driver"]["rules"]:
+        repository, _, page = rule["helpUri"].partition("/blob/main/")
+        assert repository == run["tool"]["driver"]["informationUri"] and (root / page).is_file(), rule["helpUri"]
 
 
 def test_github_annotations(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,3 +157,11 @@ def test_python_dash_m_entry_point(project: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "trainguard", "lint", "train.py", "--format", "github"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("::error file=train.py,line=16")
+
+
+def test_an_unwritable_report_is_refused_before_linting(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = lint("train.py", "--report", "clean.py/report.json", capsys=capsys)
+    assert status == 2 and out == ""
+    assert err == f"trainguard lint: --report clean.py/report.json: {project / 'clean.py'} is a file, not a folder\n"
+    status, out, err = lint("train.py", "--report", ".git", capsys=capsys)
+    assert status == 2 and err == "trainguard lint: --report .git: is a folder; give a file name\n"

@@ -1,5 +1,5 @@
-"""`trainguard demo`: train the seed's digit classifier twice under the guard, once with the
-seed's missing-zero_grad bug and once correct, and say what the guard showed."""
+"""`trainguard demo`: train a small digit classifier twice under the guard, once with the
+200-epoch post-mortem's missing-zero_grad bug and once correct, and say what the guard showed."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def run_demo(args: argparse.Namespace) -> int:
     console = make_console(sys.stdout)
     console.print(Panel.fit(
         "A digit classifier (8x8 images, 10 classes) trained twice\n"
-        "under `trainguard run`: first with the seed's bug\n"
+        "under `trainguard run`: first with the 200-epoch bug\n"
         "(optimizer.zero_grad() missing), then correct.",
         title="trainguard demo",
     ))

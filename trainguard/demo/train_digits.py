@@ -1,9 +1,10 @@
-"""The demo's training script: the seed's digit classifier, with an optional planted bug.
+"""The demo's training script: a small digit classifier (as the training course of docs/rules.md
+writes it), with an optional planted bug.
 
     python -m trainguard.demo.train_digits [--bug missing-zero-grad] [--epochs 5] [--result F.json]
 
-A plain PyTorch loop, written the way the seed teaches it; `--bug missing-zero-grad` drops the
-`optimizer.zero_grad()` line, the seed's 200-epoch failure.
+A plain PyTorch loop, written the way that course teaches it; `--bug missing-zero-grad` drops the
+`optimizer.zero_grad()` line, the failure of the 200-epoch post-mortem.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ import contextlib
 import json
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -15,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trainguard.console import make_console, print_findings, print_summary
+from trainguard.output_paths import check_output_file, write_output
 from trainguard.report import exit_status, read_findings, write_report
 
 if TYPE_CHECKING:
@@ -91,6 +91,8 @@ def run_doctor(args: argparse.Namespace) -> int:
 
     if not args.budget > 0:
         raise UsageError("--budget must be a positive number of seconds")
+    for path, option in ((args.report, "--report"), (args.markdown, "--markdown"), (args.html, "--html")):
+        check_output_file(path, option)
     started = time.perf_counter()
     # The set-up's own prints go to stderr, so that stdout stays the report (JSON with --format json).
     with contextlib.redirect_stdout(sys.stderr):
@@ -104,11 +106,10 @@ def run_doctor(args: argparse.Namespace) -> int:
             results = run_probes(target, probes, args.budget, device, on_start=on_start, on_done=on_done)
     report = doctor_report(args.target, results, device, time.perf_counter() - started, args.budget)
     if args.report:
-        write_report(args.report, report)
-    for path, render in ((args.markdown, render_markdown), (args.html, render_html)):
+        write_output(args.report, lambda path: write_report(path, report), "doctor", "the report")
+    for path, render, what in ((args.markdown, render_markdown, "the Markdown report"), (args.html, render_html, "the HTML report")):
         if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(render(report), encoding="utf-8")
+            write_output(path, lambda target: target.write_text(render(report), encoding="utf-8"), "doctor", what)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:

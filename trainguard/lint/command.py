@@ -10,6 +10,7 @@ from trainguard.catalogue import UnknownRuleError, match_rules, split_names
 from trainguard.lint.config import ConfigError, LintConfig, find_config, load_config
 from trainguard.lint.engine import lint_paths
 from trainguard.lint.formats import WRITERS, lint_report
+from trainguard.output_paths import check_output_file, write_output
 from trainguard.report import exit_status, write_report
 
 
@@ -47,13 +48,14 @@ def run_lint(args: argparse.Namespace) -> int:
             match_rules(names)
     except (UnknownRuleError, ConfigError) as error:
         raise UsageError(str(error)) from None
+    check_output_file(args.report, "--report")
     result = lint_paths(paths, config)
     for error in result.errors:
         place = f"{error.path}:{error.line}" if error.line else error.path
         sys.stderr.write(f"trainguard lint: cannot lint {place}: {error.message}\n")
     WRITERS[args.format](result, sys.stdout)
     if args.report:
-        write_report(args.report, lint_report(result))
+        write_output(args.report, lambda path: write_report(path, lint_report(result)), "lint", "the report")
     status = exit_status(result.findings, config.fail_on)  # type: ignore[arg-type]
     # A file that could not be checked fails the gate too: silence is not a pass.
     return max(status, int(bool(result.errors) and config.fail_on != "never"))

@@ -17,7 +17,10 @@ from trainguard.report import build_report, sort_findings, summarize
 
 SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
-DOCS_URL = "https://github.com/trainguard/trainguard/blob/main/docs/rules/{code}.md"
+REPOSITORY_URL = "https://github.com/trainguard/trainguard"
+# Each rule's page as it lies in the repository (trainguard/rules/, the text `trainguard rules` prints).
+DOCS_PATH = "trainguard/rules/{code}.md"
+DOCS_URL = f"{REPOSITORY_URL}/blob/main/{DOCS_PATH}"
 
 
 def lint_report(result: LintResult) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def write_sarif(result: LintResult, stream: IO[str]) -> None:
     driver = {
         "name": "trainguard",
         "version": __version__,
-        "informationUri": "https://github.com/trainguard/trainguard",
+        "informationUri": REPOSITORY_URL,
         "rules": [
             {
                 "id": rule.code,

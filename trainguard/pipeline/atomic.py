@@ -27,6 +27,13 @@ def _fsync_folder(folder: Path) -> None:
         os.close(handle)
 
 
+def _new_file_mode() -> int:
+    """The mode `open()` gives a new file: 0666 less the process's umask (read by setting it back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in `target`'s folder; when the block succeeds, the file written there
@@ -41,6 +48,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield temporary
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
+        os.chmod(temporary, _new_file_mode())  # mkstemp's 0600 is for the temporary, not the result
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ import sys
 from contextlib import nullcontext
 
 from trainguard.console import make_console, print_summary
+from trainguard.output_paths import check_output_folder
 from trainguard.report import exit_status, summarize
 
 
@@ -51,6 +52,7 @@ def run_train(args: argparse.Namespace) -> int:
     from trainguard.pipeline.tasks import build_task
     from trainguard.runtime.api import watch
 
+    check_output_folder(args.out, "--out")
     try:
         # Everything is checked (config, data files, factory) before DIR is touched.
         config = read_config(args.config)

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from trainguard.findings import Finding
+from trainguard.pipeline.atomic import sweep_stale_temporaries
 from trainguard.pipeline.checkpoints import CheckpointStore, Position, apply_state, build_state
 from trainguard.pipeline.data_order import batches_per_epoch, eval_loader, sample_count, train_loader
 from trainguard.pipeline.distributed import Ranks, training_device
@@ -134,6 +135,8 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
          scheduler: torch.optim.lr_scheduler.LRScheduler | None, metrics: dict[str, Metric], device: torch.device,
          out: Path | None, ranks: Ranks) -> FitResult:
     store = CheckpointStore(out / "checkpoints", config.keep_last, writer=ranks.main) if out is not None else None
+    if out is not None and ranks.main:  # report.json, final.safetensors, metrics.jsonl of a killed run
+        sweep_stale_temporaries(out)
     if store is not None and not config.resume and store.step_paths():
         raise ConfigError(f"{store.folder} already holds checkpoints: resume (--resume), or train into another folder")
 

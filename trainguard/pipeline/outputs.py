@@ -22,7 +22,31 @@ def export_weights(model: torch.nn.Module, path: Path, step: int) -> Path:
 
     with atomic_path(path) as temporary:
         save_model(model, str(temporary), metadata={"format": "pt", "step": str(step)})
+        sort_safetensors_metadata(temporary)
     return path
+
+
+def sort_safetensors_metadata(path: Path) -> None:
+    """Rewrite the header's `__metadata__` with its keys sorted, in place: safetensors writes that
+    table from a hash map whose order changes between processes, so the same weights gave
+    different bytes. The header keeps its length (same keys and values), so the tensors stay put."""
+    import json
+
+    with open(path, "r+b") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        raw = handle.read(length)
+        header = json.loads(raw)
+        metadata = header.pop("__metadata__", None)
+        if metadata is None:
+            return
+        ordered = {"__metadata__": dict(sorted(metadata.items())), **header}
+        text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        # safetensors pads the header with spaces to keep the tensor data aligned; keep that padding.
+        rewritten = text + b" " * (length - len(text))
+        if len(rewritten) != length:
+            raise RuntimeError(f"safetensors header of {path} changed length when its metadata was sorted")
+        handle.seek(8)
+        handle.write(rewritten)
 
 
 def non_finite_loss_finding(error: NonFiniteLossError) -> Finding:

@@ -14,6 +14,20 @@ class ConfigError(ValueError):
     """A setting with a wrong value; the message is one sentence naming the setting."""
 
 
+def check_range(name: str, value: float | None, *, at_least: float | None = None, above: float | None = None,
+                below: float | None = None) -> None:
+    """Raise ConfigError naming `name` and its allowed range unless `value` (None: unset) lies in it.
+    NaN and infinity (TOML has both) are never in range."""
+    if value is None:
+        return
+    bounds = [f"at least {at_least:g}" if at_least is not None else "", f"above {above:g}" if above is not None else "",
+              f"below {below:g}" if below is not None else ""]
+    inside = (math.isfinite(value) and (at_least is None or value >= at_least) and (above is None or value > above)
+              and (below is None or value < below))
+    if not inside:
+        raise ConfigError(f"{name} must be {' and '.join(b for b in bounds if b)} (got {value!r})")
+
+
 @dataclass(frozen=True)
 class FitConfig:
     """How `fit()` trains. Step counts are optimizer steps; `None` switches a feature off.
@@ -57,17 +71,14 @@ class FitConfig:
     def __post_init__(self) -> None:
         at_least = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "accumulation_steps": 1, "keep_last": 1,
                     "log_every_steps": 1, "num_workers": 0, "max_steps": 1, "eval_every_steps": 1,
-                    "eval_every_epochs": 1, "checkpoint_every_steps": 1}
+                    "eval_every_epochs": 1, "checkpoint_every_steps": 1, "seed": 0}
         for name, minimum in at_least.items():
-            value = getattr(self, name)
-            if value is not None and value < minimum:
-                raise ConfigError(f"{name} must be at least {minimum} (got {value})")
+            check_range(name, getattr(self, name), at_least=minimum)
+        check_range("clip_grad_norm", self.clip_grad_norm, above=0)
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"precision must be fp32, bf16 or fp16 (got {self.precision!r})")
         if self.best_mode not in ("min", "max"):
             raise ConfigError(f"best_mode must be min or max (got {self.best_mode!r})")
-        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
-            raise ConfigError(f"clip_grad_norm must be positive (got {self.clip_grad_norm})")
 
     def steps_per_epoch(self, train_samples: int, world: int = 1) -> int:
         """Optimizer steps in one epoch: a window of accumulation_steps micro-batches each, the

@@ -69,7 +69,7 @@ def _read_parquet(path: Path, task: TaskSection) -> list[Row]:
         import pyarrow
         import pyarrow.parquet as parquet
     except ImportError:
-        raise ConfigError(f"reading {path} needs pyarrow (pip install 'trainguard[parquet]')") from None
+        raise ConfigError(f"reading {path} needs pyarrow (pip install pyarrow, or pip install -e '.[parquet]' in a trainguard checkout)") from None
     if not path.is_file():
         raise ConfigError(f"data file {path} does not exist")
     try:

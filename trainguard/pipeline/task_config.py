@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from trainguard.pipeline.settings import ConfigError, FitConfig
+from trainguard.pipeline.settings import ConfigError, FitConfig, check_range
 
 try:
     import tomllib
@@ -45,6 +45,11 @@ class TaskSection:
     problem: Literal["classification", "regression"] = "classification"
     factory: str | None = None
 
+    def __post_init__(self) -> None:
+        check_range("task.samples", self.samples, at_least=1)
+        check_range("task.val_samples", self.val_samples, at_least=1)
+        check_range("task.data_seed", self.data_seed, at_least=0)
+
 
 @dataclass(frozen=True)
 class ModelSection:
@@ -52,6 +57,11 @@ class ModelSection:
 
     hidden: list[int] = dataclasses.field(default_factory=lambda: [128])
     dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        for width in self.hidden:
+            check_range("each of model.hidden", width, at_least=1)
+        check_range("model.dropout", self.dropout, at_least=0, below=1)
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,11 @@ class OptimizerSection:
     weight_decay: float = 0.0
     momentum: float = 0.9
     schedule: Literal["constant", "cosine"] = "constant"
+
+    def __post_init__(self) -> None:
+        check_range("optimizer.lr", self.lr, above=0)
+        check_range("optimizer.weight_decay", self.weight_decay, at_least=0)
+        check_range("optimizer.momentum", self.momentum, at_least=0, below=1)
 
 
 @dataclass(frozen=True)
@@ -127,18 +142,17 @@ def read_config(path: str | Path | None) -> TrainConfig:
         FitConfig(**train)
     except ConfigError as error:
         raise ConfigError(f"{path}: [train] {error}") from None
-    task = TaskSection(**_checked(path, "task", document.get("task", {}), TaskSection))
+    task_values = _checked(path, "task", document.get("task", {}), TaskSection)
+    model_values = _checked(path, "model", document.get("model", {}), ModelSection)
+    optimizer_values = _checked(path, "optimizer", document.get("optimizer", {}), OptimizerSection)
+    try:  # each section checks its values' ranges when it is made
+        task, model, optimizer = TaskSection(**task_values), ModelSection(**model_values), OptimizerSection(**optimizer_values)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
     _check_task(path, task)
     guard = GuardSection(**_checked(path, "guard", document.get("guard", {}), GuardSection))
     _check_guard(path, guard)
-    return TrainConfig(
-        task,
-        ModelSection(**_checked(path, "model", document.get("model", {}), ModelSection)),
-        OptimizerSection(**_checked(path, "optimizer", document.get("optimizer", {}), OptimizerSection)),
-        train,
-        path.parent,
-        guard,
-    )
+    return TrainConfig(task, model, optimizer, train, path.parent, guard)
 
 
 def _check_task(path: Path, task: TaskSection) -> None:

@@ -38,8 +38,11 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 def _value(record: dict[str, Any], key: str) -> float | None:
     value = record.get(key)
-    if isinstance(value, str):  # "nan" / "inf", written as strings
-        return float(value)
+    if isinstance(value, str):  # "nan" / "inf", written as strings; any other text is no value
+        try:
+            return float(value)
+        except ValueError:
+            return None
     return float(value) if isinstance(value, (int, float)) else None
 
 
@@ -80,7 +83,7 @@ def _finding_html(finding: dict[str, Any]) -> str:
         f'<code>{place}</code> {escape(finding["code"])} {escape(finding["rule"])}'
         f'{" (" + escape(when) + ")" if when else ""}</div>'
         f'<div>{escape(finding["message"])}</div>'
-        f'<div class="fix">fix: {escape(finding.get("fix", ""))}</div>'
+        f'<div class="fix">fix: {escape(finding.get("fix") or "")}</div>'
         f"<table>{evidence}</table></div>"
     )
 
@@ -112,12 +115,3 @@ def render_page(report: dict[str, Any], metrics: list[dict[str, Any]]) -> str:
         f"{page_assets()}</body></html>\n"
     )
 
-
-def write_html(report_path: Path, html_path: Path) -> None:
-    """Read a run report (and the metrics it names) and write its HTML page."""
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    metrics_name = report.get("metrics")
-    metrics_path = (report_path.parent / metrics_name) if metrics_name else None
-    metrics = read_metrics(metrics_path) if metrics_path is not None and metrics_path.is_file() else []
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(render_page(report, metrics), encoding="utf-8")

@@ -37,6 +37,9 @@ def _library_prefixes() -> tuple[str, ...]:
 
 _LIBRARIES = _library_prefixes()
 _STDLIB = os.path.join(sysconfig.get_paths()["stdlib"], "")
+# The environment's console scripts (`bin/trainguard`, `bin/torchrun`): generated entry-point stubs
+# that only call into a package, never the user's code; the package's own frames come first.
+_SCRIPTS = os.path.join(sysconfig.get_paths()["scripts"], "")
 _CWD = os.path.join(os.getcwd(), "")
 
 
@@ -72,7 +75,7 @@ def user_location(skip: int = 1) -> Location:
 
 
 def _is_library(filename: str) -> bool:
-    if filename.startswith(_LIBRARIES) or filename.startswith("<frozen"):
+    if filename.startswith(_LIBRARIES) or filename.startswith("<frozen") or filename.startswith(_SCRIPTS):
         return True
     # runpy, contextlib, functools...; but not a user's package installed under site-packages.
     return filename.startswith(_STDLIB) and "-packages" not in filename

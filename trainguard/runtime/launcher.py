@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -76,7 +77,9 @@ def guarded_environment(session_dir: str, launch: Launch, options: GuardOptions)
     env[bootstrap.SELECT] = options.select or ""
     env[bootstrap.IGNORE] = options.ignore or ""
     env[bootstrap.STRICT] = "1" if options.strict else "0"
-    env[bootstrap.ECHO] = "1" if options.echo else "0"
+    # Under torchrun every rank sees the same bugs: the launcher echoes each finding once for the
+    # job (see LiveEcho) instead of every rank printing its own copy.
+    env[bootstrap.ECHO] = "1" if options.echo and not launch.torchrun else "0"
     env[bootstrap.THRESHOLDS] = json.dumps(options.thresholds)
     env[bootstrap.METRICS] = "1" if options.metrics else "0"
     env[bootstrap.TENSORBOARD] = os.path.abspath(options.tensorboard_dir) if options.tensorboard_dir else ""
@@ -85,30 +88,106 @@ def guarded_environment(session_dir: str, launch: Launch, options: GuardOptions)
 
 @dataclass
 class RunResult:
+    """What the guarded command left: its exit status, the merged findings, and how many of its
+    processes were armed (a Python process that `trainguard run` reached) and guarded (armed and
+    imported torch, so the guard was installed). `guarded == 0` means nothing was observed."""
+
     returncode: int
     findings: list[Finding]
     internal_errors: list[dict[str, Any]]
     metrics: list[dict[str, Any]]
+    armed: int = 0
+    guarded: int = 0
 
 
-def run(launch: Launch, options: GuardOptions | None = None) -> RunResult:
-    """Run the command to completion (forwarding SIGINT/SIGTERM) and collect its findings."""
+def run(launch: Launch, options: GuardOptions | None = None, stdout_to_stderr: bool = False) -> RunResult:
+    """Run the command to completion (forwarding SIGINT/SIGTERM) and collect its findings.
+    `stdout_to_stderr` sends the command's own standard output to our stderr, so that our stdout
+    carries nothing but what trainguard prints (the JSON report of `--format json`)."""
+    options = options or GuardOptions()
     with tempfile.TemporaryDirectory(prefix="trainguard-") as session_dir:
-        env = guarded_environment(session_dir, launch, options or GuardOptions())
-        process = subprocess.Popen(launch.argv, env=env)
+        env = guarded_environment(session_dir, launch, options)
+        echo = LiveEcho(Path(session_dir)) if options.echo and launch.torchrun else None
+        process = subprocess.Popen(launch.argv, env=env, stdout=2 if stdout_to_stderr else None)
         forwarded = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         for sig in forwarded:
             signal.signal(sig, lambda number, frame: process.send_signal(number))
+        if echo is not None:
+            echo.start()
         try:
             returncode = process.wait()
         finally:
             for sig, handler in forwarded.items():
                 signal.signal(sig, handler)
+            if echo is not None:
+                echo.stop()
         findings, errors = read_session(Path(session_dir))
         metrics = [record for path in sorted(Path(session_dir).glob("metrics-*.jsonl")) for record in read_metrics(path)]
+        armed = len(list(Path(session_dir).glob(bootstrap.ARMED_MARKER + "*")))
+        guarded = len(list(Path(session_dir).glob(bootstrap.GUARDED_MARKER + "*")))
     if returncode < 0:  # killed by a signal: report it the way a shell does
         returncode = 128 - returncode
-    return RunResult(returncode, findings, errors, metrics)
+    return RunResult(returncode, findings, errors, metrics, armed, guarded)
+
+
+class LiveEcho:
+    """Prints each finding of a multi-process job once, as the ranks' streams receive it: the
+    first rank to report a place (rule, file, line) is shown; the same finding from the other
+    ranks is not repeated (the summary at the end lists the ranks)."""
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, session_dir: Path) -> None:
+        self._session_dir = session_dir
+        self._offsets: dict[Path, int] = {}
+        self._shown: set[tuple] = set()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="trainguard-live-echo", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and print what arrived since the last poll."""
+        self._stopped.set()
+        self._thread.join()
+        self._poll()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self.POLL_SECONDS):
+            self._poll()
+
+    def _poll(self) -> None:
+        from trainguard.console import format_finding, make_console
+
+        console = make_console(sys.stderr)
+        for stream in sorted(self._session_dir.glob("findings-*.jsonl")):
+            for record in self._new_records(stream):
+                if "internal_error" in record:
+                    continue  # the rank printed it itself
+                finding = Finding.from_dict(record)
+                place = (finding.code, finding.path, finding.line)
+                if place in self._shown:
+                    continue
+                self._shown.add(place)
+                prefix = "trainguard" if finding.rank is None else f"trainguard[rank {finding.rank}]"
+                console.print(f"[bold magenta]{prefix}:[/] ", end="")
+                console.print(format_finding(finding), end="")
+
+    def _new_records(self, stream: Path) -> list[dict[str, Any]]:
+        """Complete lines written since the last poll (a line still being written waits)."""
+        with open(stream, "rb") as handle:
+            handle.seek(self._offsets.get(stream, 0))
+            data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offsets[stream] = self._offsets.get(stream, 0) + len(complete)
+        records = []
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
 
 
 def read_session(session_dir: Path) -> tuple[list[Finding], list[dict[str, Any]]]:

@@ -19,7 +19,7 @@ class Thresholds:
     spike_history: int = 50
     growth_factor: float = 10.0
     norm_warmup: int = 20
-    # An absolute alert threshold on the norm, off by default (the seed's alarm was 10): a
+    # An absolute alert threshold on the norm, off by default (the 200-epoch post-mortem's alarm was 10): a
     # summed loss or a fresh GAN has healthy norms in the hundreds. Opt in with
     # `--threshold exploding_norm=10`.
     exploding_norm: float = math.inf
@@ -50,7 +50,15 @@ class Thresholds:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown threshold {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        converted = {name: (int if known[name] == "int" else float)(value) for name, value in values.items()}
+        converted = {}
+        for name, value in values.items():
+            try:
+                number = (int if known[name] == "int" else float)(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"threshold {name} must be {'an integer' if known[name] == 'int' else 'a number'} (got {value!r})") from None
+            if not 0 < number < math.inf:  # every threshold is a positive count, ratio or size
+                raise ValueError(f"threshold {name} must be a finite number above 0 (got {value!r})")
+            converted[name] = number
         return replace(cls(), **converted)
 
 

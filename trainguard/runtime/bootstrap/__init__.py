@@ -27,6 +27,18 @@ METRICS = "TRAINGUARD_METRICS"
 TENSORBOARD = "TRAINGUARD_TENSORBOARD"
 THRESHOLDS = "TRAINGUARD_THRESHOLDS"
 
+# Empty files in the session folder, one per process, that tell the launcher what was reached:
+# "armed" (a Python process of the command) and "guarded" (torch imported, guard installed).
+ARMED_MARKER = "armed-"
+GUARDED_MARKER = "guarded-"
+
+
+def _mark(prefix: str) -> None:
+    try:
+        open(os.path.join(os.environ[SESSION_DIR], f"{prefix}{os.getpid()}"), "w").close()
+    except OSError:  # the launcher then says that nothing was guarded; the run itself goes on
+        pass
+
 
 def should_guard(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
     if SESSION_DIR not in environ or OWNER in environ:
@@ -38,6 +50,7 @@ def arm() -> None:
     if not should_guard():
         return
     os.environ[OWNER] = str(os.getpid())  # children of this process are not guarded again
+    _mark(ARMED_MARKER)
     if "torch" in sys.modules:
         start()
     else:
@@ -98,6 +111,7 @@ def start() -> None:
     except Exception as error:  # the user's run goes on unguarded rather than not at all
         sys.stderr.write(f"trainguard: could not start the guard ({error}); the run continues unguarded\n")
         return
+    _mark(GUARDED_MARKER)
     atexit.register(unwatch)
     previous_hook = sys.excepthook
 

@@ -10,9 +10,12 @@ def _arm() -> None:
     try:
         from trainguard.runtime.bootstrap import arm
     except ImportError:
+        # This file lies in <checkout>/trainguard/runtime/bootstrap when trainguard runs from a checkout.
+        source = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        how = f"pip install -e {source}" if os.path.isfile(os.path.join(source, "pyproject.toml")) else "pip install -e PATH-OF-A-TRAINGUARD-CHECKOUT"
         sys.stderr.write(
             f"trainguard run: trainguard is not installed for {sys.executable}; install it in the "
-            f"environment that runs your script (pip install trainguard)\n"
+            f"environment that runs your script ({how})\n"
         )
         os._exit(2)
     arm()

@@ -1,5 +1,5 @@
 """TG401 val-loss-divergence: a validation loss rising past its best, evaluation after evaluation
-(the seed's alarm: five in a row past the rolling minimum), judged with a margin and a trend so
+(the 200-epoch post-mortem's alarm: five in a row past the rolling minimum), judged with a margin and a trend so
 that a flat, noisy plateau stays silent."""
 
 from __future__ import annotations
