@@ -72,5 +72,6 @@ def make_probes(session: GuardSession) -> list[Probe]:
     from trainguard.runtime.probes.functions import FunctionProbe
     from trainguard.runtime.probes.modules import ModuleProbe
     from trainguard.runtime.probes.optimizers import OptimizerProbe
+    from trainguard.runtime.probes.warning_origin import WarningOrigin
 
-    return [OptimizerProbe(session), ModuleProbe(session), FunctionProbe(session), DataProbe(session)]
+    return [WarningOrigin(session), OptimizerProbe(session), ModuleProbe(session), FunctionProbe(session), DataProbe(session)]
