@@ -36,8 +36,8 @@ class Patches:
         """Set `owner.name = value` as it is; on a class that only inherits `name`, undoing
         deletes the class's own attribute again."""
         saved = owner.__dict__.get(name, _INHERITED) if isinstance(owner, type) else getattr(owner, name)
-        self._saved.append((owner, name, saved))
         setattr(owner, name, value)
+        self._saved.append((owner, name, saved))
 
     def replace(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
         """Set `owner.name = make(original)`; `make` builds the wrapper around the original.
