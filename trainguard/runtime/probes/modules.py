@@ -179,7 +179,7 @@ class ModuleProbe:
             try:
                 if id(module) not in probe.roots:
                     probe._add_root(module, watch_class=False)
-                return probe._root_call(module, args, lambda: original(module, *args, **kwargs))
+                return probe._root_call(module, functools.partial(original, module), args, kwargs)
             finally:
                 probe._in_compiled_call -= 1
                 if detailed and probe.session.detailed:
@@ -210,7 +210,7 @@ class ModuleProbe:
             if is_compiling() or not probe._active or id(module) not in probe.roots:
                 return own(module, *args, **kwargs) if own is not None else super(cls, module).__call__(*args, **kwargs)
             call = functools.partial(own, module) if own is not None else super(cls, module).__call__
-            return probe._root_call(module, args, lambda: call(*args, **kwargs))
+            return probe._root_call(module, call, args, kwargs)
 
         self._patches.set(cls, "__call__", __call__)
         self._class_wrappers.add(__call__)
@@ -256,13 +256,13 @@ class ModuleProbe:
             self.session.emit("hidden_module", HiddenModuleCall(root, module, user_location()))
 
     # -- root calls (always) -------------------------------------------------------------
-    def _root_call(self, module: nn.Module, args: tuple[Any, ...], call: Callable[[], Any]) -> Any:
-        """Run one call of a root; the outermost root call is reported when it returns."""
+    def _root_call(self, module: nn.Module, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run `call(*args, **kwargs)`, a call of a root; the outermost one is reported when it returns."""
         self._root_depth += 1
         if self.session.detailed and not self._global_handles and self._root_depth == 1 and not self._in_compiled_call:
             self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
         try:
-            output = call()
+            output = call(*args, **kwargs)
         except BaseException:
             self._root_depth = max(self._root_depth - 1, 0)
             raise
