@@ -250,3 +250,15 @@ def test_sparse_and_complex_gradients_are_measured_silently_and_bitwise_identica
     norms = [json.loads(line).get("layer_grad_norms") or {} for line in metrics.read_text().splitlines()]
     measured = set().union(*norms)
     assert {"embedding.weight", "phase"} <= measured  # the sparse and the complex gradient were measured
+
+
+def test_torch_load_called_by_torch_itself_is_not_the_users(tmp_path) -> None:
+    # dist.all_gather_object unpickles what the ranks sent with torch.load(weights_only=False).
+    path = tmp_path / "object.pt"
+    torch.save({"step": 1}, path)
+    inside_torch = {"__name__": "torch.distributed.distributed_c10d", "torch": torch, "path": path}
+    with trainguard.watch(echo=False) as handle:
+        exec("torch.load(path, weights_only=False)", inside_torch)
+        assert handle.findings == []
+        torch.load(path, weights_only=False)
+        assert [f.code for f in handle.findings] == ["TG701"]
