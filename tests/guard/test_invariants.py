@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import runpy
 from contextlib import nullcontext
 from pathlib import Path
@@ -205,3 +206,60 @@ def test_torch_compile_runs_guarded_without_warnings_and_identical_weights() -> 
         guarded = _train_compiled(True)
     assert [str(w.message) for w in caught] == []
     assert all(torch.equal(plain[k], guarded[k]) for k in plain)
+
+
+class _UnusualGradients(nn.Module):
+    """A sparse embedding (sparse gradients) and a complex weight (complex gradients)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(50, 8, sparse=True)
+        self.phase = nn.Parameter(torch.randn(8, dtype=torch.cfloat))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head((self.embedding(tokens) * self.phase).abs())
+
+
+def _train_unusual(guarded: bool, optimizer_kind: str, metrics: str) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    model = _UnusualGradients()
+    if optimizer_kind == "sgd":
+        optimizers = [torch.optim.SGD(model.parameters(), lr=0.1)]
+    else:  # SparseAdam takes the sparse gradients, Adam the dense ones
+        dense = [model.phase, *model.head.parameters()]
+        optimizers = [torch.optim.SparseAdam(model.embedding.parameters()), torch.optim.Adam(dense)]
+    tokens, labels = torch.randint(0, 50, (16, 4)), torch.randint(0, 3, (16, 4))
+    with trainguard.watch(echo=True, metrics=metrics) if guarded else nullcontext() as handle:
+        for _ in range(25):  # past the first detailed window: sampled measurements too
+            for optimizer in optimizers:
+                optimizer.zero_grad()
+            F.cross_entropy(model(tokens).flatten(0, 1), labels.flatten()).backward()
+            for optimizer in optimizers:
+                optimizer.step()
+        assert handle is None or (handle.findings == [] and handle.session.internal_errors == {})
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("optimizer_kind", ["sgd", "sparse_adam"])
+def test_sparse_and_complex_gradients_are_measured_silently_and_bitwise_identical(optimizer_kind, tmp_path, capsys) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    plain = _train_unusual(False, optimizer_kind, str(metrics))
+    guarded = _train_unusual(True, optimizer_kind, str(metrics))
+    assert capsys.readouterr().err == ""
+    assert all(torch.equal(a, b) for a, b in zip(plain, guarded))
+    norms = [json.loads(line).get("layer_grad_norms") or {} for line in metrics.read_text().splitlines()]
+    measured = set().union(*norms)
+    assert {"embedding.weight", "phase"} <= measured  # the sparse and the complex gradient were measured
+
+
+def test_torch_load_called_by_torch_itself_is_not_the_users(tmp_path) -> None:
+    # dist.all_gather_object unpickles what the ranks sent with torch.load(weights_only=False).
+    path = tmp_path / "object.pt"
+    torch.save({"step": 1}, path)
+    inside_torch = {"__name__": "torch.distributed.distributed_c10d", "torch": torch, "path": path}
+    with trainguard.watch(echo=False) as handle:
+        exec("torch.load(path, weights_only=False)", inside_torch)
+        assert handle.findings == []
+        torch.load(path, weights_only=False)
+        assert [f.code for f in handle.findings] == ["TG701"]

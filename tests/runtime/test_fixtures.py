@@ -118,3 +118,28 @@ def test_expectation_comments_are_read_with_line_step_and_severity(tmp_path: Pat
     script.write_text("optimizer.step()  # expect: TG101 at step 1\n")
     with pytest.raises(AssertionError, match="cannot read expectation"):
         expectations(script)
+
+
+def test_stale_gradients_evidence_counts_every_accumulated_backward_pass() -> None:
+    # 4 micro-batches per step, never cleared: the second step sums 2 x 4 backward passes.
+    found = run_guarded(FIXTURES / "fire_stale_gradients_accumulation.py")
+    assert [(f.code, f.step) for f in found] == [("TG101", 1)]
+    assert found[0].evidence == {"backward_passes": 8, "earlier_steps": 1, "count": 2}
+    assert "accumulated over 8 backward passes and 1 earlier step" in found[0].message
+
+
+def test_stale_gradients_evidence_when_the_optimizers_first_parameter_gets_no_gradient(tmp_path: Path) -> None:
+    # The sample parameter that counts accumulations is chosen at the first step then; the
+    # backward calls of that first window are counted instead.
+    script = tmp_path / "accumulation_after_an_unused_parameter.py"
+    script.write_text(
+        "import torch, torch.nn.functional as F\n"
+        "unused, model = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)\n"
+        "optimizer = torch.optim.SGD([*unused.parameters(), *model.parameters()], lr=0.05)\n"
+        "for step in range(2):\n"
+        "    for micro in range(3):\n"
+        "        F.cross_entropy(model(torch.randn(8, 4)), torch.randint(0, 3, (8,))).backward()\n"
+        "    optimizer.step()\n"
+    )
+    stale = [f for f in run_guarded(script) if f.code == "TG101"]
+    assert [(f.line, f.step, f.evidence["backward_passes"]) for f in stale] == [(7, 1, 6)]

@@ -133,14 +133,16 @@ class Measurements:
             return {}, {}
         if any(id(p) not in self._names for p in params):
             self._names = parameter_names(self.session)
-        by_device: dict[torch.device, list[torch.Tensor]] = {}
+        by_device: dict[torch.device, list[tuple[torch.nn.Parameter, torch.Tensor]]] = {}
         for param in params:
-            by_device.setdefault(param.grad.device, []).append(param)
+            values = stored_values(param.grad)
+            if values is not None:
+                by_device.setdefault(values.device, []).append((param, values))
         norms: dict[str, float] = {}
         sizes: dict[str, int] = {}
         for group in by_device.values():
-            values = torch.stack([torch.linalg.vector_norm(p.grad.detach().float()) for p in group]).tolist()
-            for param, value in zip(group, values):
+            values = torch.stack([norm_of(grad) for _, grad in group]).tolist()
+            for (param, _), value in zip(group, values):
                 name = self._names.get(id(param), f"param{len(norms)}")
                 norms[name] = value
                 sizes[name] = param.numel()
@@ -156,10 +158,32 @@ def parameter_names(session: GuardSession) -> dict[int, str]:
     return names
 
 
+def stored_values(tensor: torch.Tensor) -> torch.Tensor | None:
+    """A dense tensor of the values `tensor` holds (its norm and finiteness are the tensor's):
+    the tensor itself, or a sparse tensor's values (a sparse embedding's gradient); None for
+    tensors whose values cannot be read (meta, nested, quantized)."""
+    if tensor.device.type == "meta" or tensor.is_nested or tensor.is_quantized:
+        return None
+    if tensor.layout == torch.strided:
+        return tensor.detach()
+    if tensor.layout == torch.sparse_coo:
+        return tensor.detach().coalesce().values()  # duplicate indices are summed first
+    if tensor.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc):
+        return tensor.detach().values()
+    return None
+
+
+def norm_of(values: torch.Tensor) -> torch.Tensor:
+    """The 2-norm of a dense tensor, computed in at least float32 precision."""
+    # A complex tensor's norm is real; `.float()` would drop its imaginary part (with a warning).
+    return torch.linalg.vector_norm(values if values.is_complex() else values.float())
+
+
 def first_nonfinite(named: list[tuple[str, torch.Tensor]]) -> str | None:
     """Name of the first tensor holding NaN or Inf (a device read per tensor: for failures only)."""
     for name, tensor in named:
-        if tensor is not None and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        values = None if tensor is None else stored_values(tensor)
+        if values is not None and (values.is_floating_point() or values.is_complex()) and not bool(torch.isfinite(values).all()):
             return name
     return None
 

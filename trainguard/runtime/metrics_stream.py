@@ -12,6 +12,7 @@ import torch
 
 from trainguard.report import json_safe
 from trainguard.runtime.events import Evaluated, StepEnd, StepMeasured
+from trainguard.runtime.measurements import norm_of
 from trainguard.tensorboard import summary_writer
 
 if TYPE_CHECKING:
@@ -45,8 +46,8 @@ class MetricsStream:
         if measured is None:
             return
         if self._before:
-            change = sum(float(torch.linalg.vector_norm((p.detach() - old).float())) ** 2 for p, old in self._before)
-            size = sum(float(torch.linalg.vector_norm(old.float())) ** 2 for _, old in self._before)
+            change = sum(float(norm_of(p.detach() - old)) ** 2 for p, old in self._before)
+            size = sum(float(norm_of(old)) ** 2 for _, old in self._before)
             measured.update_ratio = math.sqrt(change / size) if size > 0 else None
             self._before = []
         record = {

@@ -20,7 +20,9 @@ class StaleGradients(Detector):
     def on_step_start(self, event: StepStart) -> None:
         key = id(event.state)
         if event.state.cleared is not False:
-            self._backward_passes[key] = max(event.state.accumulations, 1)
+            # Accumulations are counted on a sample parameter; when it got none (it was chosen
+            # at this step), the backward calls since the last optimizer step stand in.
+            self._backward_passes[key] = event.state.accumulations or len(self.session.window.backwards) or 1
             self._steps_carried[key] = 0
             return
         passes = self._backward_passes.get(key, 1) + event.state.accumulations

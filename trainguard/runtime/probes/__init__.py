@@ -1,8 +1,9 @@
 """Probes: each turns one corner of PyTorch (modules, optimizers, functions, data) into events.
 
 A probe uses PyTorch's public hooks where they exist and patches a function only where none does
-(loss functions, backward, clipping, `torch.load`, GradScaler, schedulers, DataLoader iteration);
-`uninstall()` removes every hook and restores every patch.
+(loss functions, backward, clipping, `torch.load`, GradScaler, schedulers, DataLoader iteration,
+the `__call__` of a model's class); `uninstall()` removes every hook and restores every patch.
+Hooks and wrappers keep the guard's state in the guard, never in the user's objects.
 """
 
 from __future__ import annotations
@@ -22,11 +23,21 @@ class Probe(Protocol):
     def uninstall(self) -> None: ...
 
 
+_INHERITED = object()  # the patched class had no attribute of its own: undo deletes the patch
+
+
 class Patches:
     """Replaces attributes and remembers the originals, so that every patch can be undone."""
 
     def __init__(self) -> None:
         self._saved: list[tuple[Any, str, Any]] = []
+
+    def set(self, owner: Any, name: str, value: Any) -> None:
+        """Set `owner.name = value` as it is; on a class that only inherits `name`, undoing
+        deletes the class's own attribute again."""
+        saved = owner.__dict__.get(name, _INHERITED) if isinstance(owner, type) else getattr(owner, name)
+        setattr(owner, name, value)
+        self._saved.append((owner, name, saved))
 
     def replace(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
         """Set `owner.name = make(original)`; `make` builds the wrapper around the original.
@@ -50,7 +61,10 @@ class Patches:
     def undo(self) -> None:
         while self._saved:
             owner, name, original = self._saved.pop()
-            setattr(owner, name, original)
+            if original is _INHERITED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
 
 
 def make_probes(session: GuardSession) -> list[Probe]:
@@ -58,5 +72,6 @@ def make_probes(session: GuardSession) -> list[Probe]:
     from trainguard.runtime.probes.functions import FunctionProbe
     from trainguard.runtime.probes.modules import ModuleProbe
     from trainguard.runtime.probes.optimizers import OptimizerProbe
+    from trainguard.runtime.probes.warning_origin import WarningOrigin
 
-    return [OptimizerProbe(session), ModuleProbe(session), FunctionProbe(session), DataProbe(session)]
+    return [WarningOrigin(session), OptimizerProbe(session), ModuleProbe(session), FunctionProbe(session), DataProbe(session)]

@@ -233,7 +233,8 @@ class FunctionProbe:
         def load(*args: Any, **kwargs: Any) -> Any:
             weights_only = kwargs.get("weights_only")
             # torch's own calls (dist.all_gather_object unpickles what the ranks sent) are not the user's.
-            if not sys._getframe(1).f_globals.get("__name__", "").startswith("torch."):
+            # Frame 1 is the Patches wrapper around this function; frame 2 called torch.load.
+            if not sys._getframe(2).f_globals.get("__name__", "").startswith("torch."):
                 probe._contained(lambda: probe.session.emit("torch_load", TorchLoad(weights_only, user_location())))
             return original(*args, **kwargs)
 

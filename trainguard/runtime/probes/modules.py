@@ -2,15 +2,20 @@
 
 Global module hooks are installed only in detailed windows (they put every module call on
 PyTorch's slow path); there they discover roots and spot trainable modules that run inside a
-root's forward without being registered in it. Each root gets its own pre/post forward hooks,
-always on, which report one `ForwardCall` per outermost root call.
+root's forward without being registered in it. A root's calls are reported always, one
+`ForwardCall` per outermost root call, by wrapping `__call__` of the root's class, not with the
+module's own forward hooks: those live in the user's object, so `copy.deepcopy`, `pickle`,
+`torch.save` and `torch.jit.script` of a watched model would copy, save or compile the guard with
+it. The class wrapper costs one dictionary look-up per call of a module of that class, and the
+guard's state stays in its own tables, keyed by module id and dropped when the module dies.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -98,18 +103,22 @@ class ModuleProbe:
     def __init__(self, session: GuardSession) -> None:
         self.session = session
         self.roots: dict[int, RootModule] = session.roots
-        self._root_handles: list[RemovableHandle] = []
         self._global_handles: list[RemovableHandle] = []
         self._stack: list[nn.Module] = []
         self._root_depth = 0
+        # A root found by the global pre-hook: its class was not watched yet when this call began.
+        self._unwatched_call: nn.Module | None = None
         self._hidden_seen: set[int] = set()
         self._generation_step = -1
         self._patches = Patches()
+        self._class_wrappers: set[Callable[..., Any]] = set()
+        self._active = False
         self._compiled_patched = False
         self._in_compiled_call = 0
 
     # -- install -------------------------------------------------------------------------
     def install(self) -> None:
+        self._active = True
         self._set_global_hooks(True)
         # torch.compile'd modules warn when global module hooks exist; their class is patched
         # when torch._dynamo is loaded (importing it just for this would cost ~1 s).
@@ -119,11 +128,11 @@ class ModuleProbe:
             self._patches.replace(torch, "compile", self._wrap_compile)
 
     def uninstall(self) -> None:
+        # A compiled module may still hold a class wrapper (OptimizedModule binds `__call__`
+        # when it is made): from now on it only passes calls through.
+        self._active = False
         self._patches.undo()
         self._set_global_hooks(False)
-        for handle in self._root_handles:
-            handle.remove()
-        self._root_handles.clear()
 
     def _set_global_hooks(self, on: bool) -> None:
         if on and not self._global_handles:
@@ -137,6 +146,9 @@ class ModuleProbe:
                 handle.remove()
             self._global_handles.clear()
             self._stack.clear()
+            if self._unwatched_call is not None:  # its call ends unseen (a compiled call began inside it)
+                self._unwatched_call = None
+                self._root_depth = max(self._root_depth - 1, 0)
 
     def _wrap_compile(self, original: Any) -> Any:
         probe = self
@@ -159,15 +171,15 @@ class ModuleProbe:
         probe = self
 
         def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            # Global hooks are off for the compiled call; the compiled module is a root, with
-            # its own hooks, so its forward calls are still seen.
+            # Global hooks are off for the compiled call; the compiled module is a root whose
+            # calls this wrapper reports, so its forward calls are still seen.
             detailed = bool(probe._global_handles)
             probe._set_global_hooks(False)
             probe._in_compiled_call += 1
-            if id(module) not in probe.roots:
-                probe._add_root(module)
             try:
-                return original(module, *args, **kwargs)
+                if id(module) not in probe.roots:
+                    probe._add_root(module, watch_class=False)
+                return probe._root_call(module, functools.partial(original, module), args, kwargs)
             finally:
                 probe._in_compiled_call -= 1
                 if detailed and probe.session.detailed:
@@ -175,13 +187,33 @@ class ModuleProbe:
 
         return __call__
 
-    def _add_root(self, module: nn.Module) -> RootModule:
+    def _add_root(self, module: nn.Module, watch_class: bool = True) -> RootModule:
         root = RootModule(module)
         self.roots[id(module)] = root
         weakref.finalize(module, self.roots.pop, id(module), None)
-        self._root_handles.append(module.register_forward_pre_hook(self._root_pre))
-        self._root_handles.append(module.register_forward_hook(self._root_post, always_call=True))
+        if watch_class:
+            self._watch_class(type(module))
         return root
+
+    def _watch_class(self, cls: type) -> None:
+        """Wrap `cls.__call__` so that calls of the roots among its instances are reported; the
+        class's other instances pass straight through (one look-up)."""
+        if cls.__call__ in self._class_wrappers:
+            return  # a base class is watched already
+        own = cls.__dict__.get("__call__")
+        probe = self
+
+        @functools.wraps(cls.__call__)
+        def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+            # The inherited `__call__` is looked up at each call, never kept: torch.fx, for one,
+            # replaces nn.Module.__call__ while it traces.
+            if is_compiling() or not probe._active or id(module) not in probe.roots:
+                return own(module, *args, **kwargs) if own is not None else super(cls, module).__call__(*args, **kwargs)
+            call = functools.partial(own, module) if own is not None else super(cls, module).__call__
+            return probe._root_call(module, call, args, kwargs)
+
+        self._patches.set(cls, "__call__", __call__)
+        self._class_wrappers.add(__call__)
 
     # -- global hooks (detailed windows) -------------------------------------------------
     def _global_pre(self, module: nn.Module, args: Any) -> None:
@@ -191,7 +223,9 @@ class ModuleProbe:
             if not self._stack:
                 if id(module) not in self.roots and next(module.parameters(), None) is not None:
                     self._add_root(module)
-                    self._root_depth += 1  # its own pre-hook was registered too late for this call
+                    # This call began before the class wrapper existed: the global post-hook ends it.
+                    self._unwatched_call = module
+                    self._root_depth += 1
             else:
                 root = self.roots.get(id(self._stack[0]))
                 if root is not None and id(module) not in root.registered:
@@ -205,6 +239,9 @@ class ModuleProbe:
             return
         if self._stack and self._stack[-1] is module:
             self._stack.pop()
+        if not self._stack and module is self._unwatched_call:
+            self._unwatched_call = None
+            self._root_finished(module, args, output)
         if not self._stack and self.session.detailed is False:
             self._set_global_hooks(False)
 
@@ -218,18 +255,21 @@ class ModuleProbe:
         if any(p.requires_grad for p in module.parameters()):
             self.session.emit("hidden_module", HiddenModuleCall(root, module, user_location()))
 
-    # -- root hooks (always) -------------------------------------------------------------
-    def _root_pre(self, module: nn.Module, args: Any) -> None:
-        if is_compiling():
-            return
+    # -- root calls (always) -------------------------------------------------------------
+    def _root_call(self, module: nn.Module, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run `call(*args, **kwargs)`, a call of a root; the outermost one is reported when it returns."""
         self._root_depth += 1
         if self.session.detailed and not self._global_handles and self._root_depth == 1 and not self._in_compiled_call:
-            self._set_global_hooks(True)
-            self._stack.append(module)  # the global pre-hook missed this call
+            self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
+        try:
+            output = call(*args, **kwargs)
+        except BaseException:
+            self._root_depth = max(self._root_depth - 1, 0)
+            raise
+        self._root_finished(module, args, output)
+        return output
 
-    def _root_post(self, module: nn.Module, args: Any, output: Any) -> None:
-        if is_compiling():
-            return
+    def _root_finished(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._root_depth = max(self._root_depth - 1, 0)
         if self._root_depth:
             return  # a root called inside another root's forward
@@ -255,9 +295,20 @@ class ModuleProbe:
                 step=self.session.step,
                 location=user_location(),
                 reach=reach,
-                inputs=[weakref.ref(a) for a in args[:_MAX_INPUTS] if isinstance(a, torch.Tensor) and a.is_floating_point()],
+                inputs=[weakref.ref(a) for a in args[:_MAX_INPUTS] if _is_dense_float(a)],
             )
             self.session.window.forwards.append(call)
             self.session.emit("forward", call)
         except Exception as error:
             self.session.internal_error("module probe", error)
+
+
+def _is_dense_float(value: Any) -> bool:
+    """A floating-point tensor whose values can be read (not sparse, nested, quantized or meta)."""
+    return (
+        isinstance(value, torch.Tensor)
+        and value.is_floating_point()
+        and value.layout == torch.strided
+        and not value.is_nested
+        and value.device.type != "meta"
+    )

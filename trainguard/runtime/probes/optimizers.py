@@ -2,7 +2,8 @@
 every optimizer made (so that "is this parameter in any optimizer" can be answered).
 
 Whether `.grad` was cleared between two steps is inferred without a zero_grad hook (PyTorch has
-none): one sample parameter per optimizer carries a post-accumulate-grad hook, and each
+none): one sample parameter per optimizer carries a post-accumulate-grad hook from the moment the
+optimizer is known (so the first step's backward passes are counted too), and each
 accumulation is compared with the gradient seen last (the one the previous step left behind, then
 the one the previous accumulation produced). The chain is unbroken when it is the same tensor and
 its version advanced by exactly this accumulation; it breaks when the gradient was replaced
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.nn.parameter import is_lazy
 from torch.optim import Optimizer
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.compiler import is_compiling
@@ -43,7 +45,9 @@ class OptimizerState:
     # Whether `.grad` was cleared since the last step (None: no accumulation seen yet).
     cleared: bool | None = None
     sample: weakref.ref | None = None
-    sample_handle: RemovableHandle | None = None
+    # Removes the sample's hook: called when another sample is chosen, when the optimizer dies
+    # and when the guard is removed (a parameter never keeps the guard's hook for longer).
+    sample_unhook: weakref.finalize | None = None
     # The sample's gradient as last seen (at the last step's end or the last accumulation).
     grad_seen: weakref.ref | None = None
     grad_version: int = -1
@@ -82,14 +86,15 @@ class OptimizerProbe:
             handle.remove()
         self._patches.undo()
         for state in list(self.states.values()):
-            if state.sample_handle is not None:
-                state.sample_handle.remove()
+            if state.sample_unhook is not None:
+                state.sample_unhook()
 
     def state(self, optimizer: Optimizer) -> OptimizerState:
         state = self.states.get(optimizer)
         if state is None:
             state = self.states[optimizer] = OptimizerState()
             state.refresh_params(optimizer)
+            self._choose_sample(optimizer, state, with_grad=False)
         return state
 
     def _wrap_init(self, original: Any) -> Any:
@@ -146,8 +151,9 @@ class OptimizerProbe:
         if event is None:
             return
         try:
-            if state.sample is None:  # chosen once the step's gradients exist
-                self._choose_sample(optimizer, state)
+            if state.sample is None or (state.steps == 0 and state.accumulations == 0):
+                # No sample yet, or one that got no gradient (frozen or unused): one that has one.
+                self._choose_sample(optimizer, state, with_grad=True)
         except Exception as error:
             self.session.internal_error("optimizer probe", error)
         self.session.emit("step_start", event)
@@ -170,12 +176,19 @@ class OptimizerProbe:
             self.session.internal_error("optimizer probe", error)
 
     # -- the sample parameter --------------------------------------------------------------
-    def _choose_sample(self, optimizer: Optimizer, state: OptimizerState) -> None:
+    def _choose_sample(self, optimizer: Optimizer, state: OptimizerState, with_grad: bool) -> None:
+        """The first trainable parameter (that holds a gradient, if `with_grad`) becomes the sample."""
         for group in optimizer.param_groups:
             for param in group["params"]:
-                if param.requires_grad and param.grad is not None:
+                if param.requires_grad and not is_lazy(param) and (param.grad is not None or not with_grad):
+                    if state.sample is not None and state.sample() is param:
+                        return
+                    if state.sample_unhook is not None:
+                        state.sample_unhook()
                     state.sample = weakref.ref(param)
-                    state.sample_handle = param.register_post_accumulate_grad_hook(self._accumulated_hook(state))
+                    had_hooks = param._post_accumulate_grad_hooks is not None
+                    handle = param.register_post_accumulate_grad_hook(self._accumulated_hook(state))
+                    state.sample_unhook = weakref.finalize(optimizer, _unhook, handle, weakref.ref(param), had_hooks)
                     return
 
     def _accumulated_hook(self, state: OptimizerState) -> Any:
@@ -192,3 +205,10 @@ class OptimizerProbe:
                 session.internal_error("optimizer probe", error)
 
         return accumulated
+
+
+def _unhook(handle: RemovableHandle, param: weakref.ref, had_hooks: bool) -> None:
+    handle.remove()
+    tensor = param()
+    if tensor is not None and not had_hooks and not tensor._post_accumulate_grad_hooks:
+        tensor._post_accumulate_grad_hooks = None  # as the guard found it
