@@ -110,8 +110,17 @@ def kind_of_annotation(qualname: str | None) -> str | None:
 
 
 def is_scheduler(qualname: str) -> bool:
-    """A learning-rate scheduler constructor (torch, transformers, timm)."""
-    return ".lr_scheduler." in qualname or (qualname.startswith(("transformers.get_", "timm.scheduler.")) and "schedule" in qualname)
+    """A learning-rate scheduler constructor (torch, transformers, diffusers, timm)."""
+    factories = ("transformers.get_", "diffusers.optimization.get_", "timm.scheduler.")
+    return ".lr_scheduler." in qualname or (qualname.startswith(factories) and "schedule" in qualname)
+
+
+def steps_relative_schedule(qualname: str) -> bool:
+    """A scheduler whose `step()` advances the schedule by one, so its order against the optimizer's
+    step matters: torch's `lr_scheduler.*` and the factories returning one (transformers'
+    `get_*_schedule*`, diffusers' `get_scheduler`). Not `ReduceLROnPlateau` (its `step(metric)` skips
+    no value) and not timm's schedulers (`step(epoch)` / `step_update(n)` take the absolute count)."""
+    return is_scheduler(qualname) and not qualname.startswith("timm.") and not qualname.endswith(".ReduceLROnPlateau")
 
 
 def is_optimizer(qualname: str) -> bool:

@@ -4,6 +4,12 @@ Each scheduler is "waiting" from its construction and after each of its steps, a
 once its optimizer steps. A scheduler step that is certainly "waiting" is the bug: the first
 value of the schedule is skipped (PyTorch warns at run time, once). A per-epoch scheduler after
 the batch loop is fine; one at the top of the epoch loop is not.
+
+Only schedulers that step relative to their last step are tracked (torch's `lr_scheduler.*` and
+factories returning one, not `ReduceLROnPlateau` or timm's), and only steps without an explicit
+epoch: `step(epoch)` sets the schedule to that epoch. A trace that neither backpropagates nor steps
+an optimizer is not training (a unit test of a schedule, a wrapper class's `step()`): its scheduler
+steps are not reported.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 from trainguard.lint.values import Thing
+from trainguard.lint.vocabulary import steps_relative_schedule
 
 KEY = "TG110"
 
@@ -27,8 +34,12 @@ class SchedulerBeforeOptimizer(LintRule):
     codes = ("TG110",)
     fixes = {"TG110": "call scheduler.step() after optimizer.step() (per batch after the step, or per epoch after the batch loop)"}
 
+    def __init__(self, reporter) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(reporter)
+        self.early_steps: list[tuple[ev.SchedulerStep, Thing]] = []
+
     def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
-        if event.thing.kind == "scheduler":
+        if event.thing.kind == "scheduler" and steps_relative_schedule(event.thing.facts["qualname"]):
             ctx.state.set((KEY, event.thing), ("waiting",))
 
     def on_optimizer_step(self, event: ev.OptimizerStep, ctx: Interpreter) -> None:
@@ -39,19 +50,27 @@ class SchedulerBeforeOptimizer(LintRule):
                 ctx.state.set(key, ("stepped",))
 
     def on_scheduler_step(self, event: ev.SchedulerStep, ctx: Interpreter) -> None:
+        explicit_epoch = bool(event.node.args or event.node.keywords)
         for scheduler in event.schedulers:
-            if ctx.state.must((KEY, scheduler), "waiting"):
-                linked = scheduler.facts.get("optimizers") or ()
-                optimizer = linked[0].name if linked else "the optimizer"
-                self.report(
-                    "TG110",
-                    event.node,
-                    f"{scheduler.name}.step() runs before {optimizer}.step(): the schedule is one step ahead and "
-                    f"its first learning rate is never used",
-                    evidence={"scheduler": scheduler.name, "optimizer": optimizer},
-                )
+            if ctx.state.must((KEY, scheduler), "waiting") and not explicit_epoch:
+                self.early_steps.append((event, scheduler))
             if (KEY, scheduler) in ctx.state.facts:
                 ctx.state.set((KEY, scheduler), ("waiting",))
+
+    def end_trace(self, ctx: Interpreter) -> None:
+        """Report the early scheduler steps of a trace that trains."""
+        if not ctx.events("backward") and not ctx.events("optimizer_step"):
+            return
+        for event, scheduler in self.early_steps:
+            linked = scheduler.facts.get("optimizers") or ()
+            optimizer = linked[0].name if linked else "the optimizer"
+            self.report(
+                "TG110",
+                event.node,
+                f"{scheduler.name}.step() runs before {optimizer}.step(): the schedule is one step ahead and "
+                f"its first learning rate is never used",
+                evidence={"scheduler": scheduler.name, "optimizer": optimizer},
+            )
 
     def on_forget(self, forgotten: set[Thing], ctx: Interpreter) -> None:
         # Unseen code got the optimizer: it may have stepped it.
