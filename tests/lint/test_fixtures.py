@@ -115,3 +115,20 @@ RUNTIME_SILENT = sorted((FIXTURES.parents[1] / "runtime" / "fixtures").glob("sil
 def test_runtime_guards_correct_scripts_stay_silent_under_lint(path: Path) -> None:
     """The runtime guard's must-stay-silent scripts are correct code: the linter must agree."""
     assert findings(path) == set()
+
+
+LEGACY_CHECKPOINT = """\
+import torch
+from torch import nn
+model = nn.Linear(2, 2)
+optimizer = torch.optim.Adam(model.parameters())
+torch.save({"model": model.state_dict(), "epoch": 3}, "legacy.pt")
+"""
+
+
+@pytest.mark.parametrize(
+    "path, codes", [("train.py", ["TG702"]), ("tests/resume/make_checkpoints.py", []), ("test_resume.py", []), ("resume_test.py", [])]
+)
+def test_minimal_checkpoint_written_by_test_code_is_not_reported(path: str, codes: list[str]) -> None:
+    """Tests write minimal (legacy) checkpoints on purpose; the same code in a training script is reported."""
+    assert [f.code for f in lint_source(LEGACY_CHECKPOINT, path).findings] == codes
