@@ -33,6 +33,7 @@ from trainguard.lint.vocabulary import (
     PARAMETER_LAYERS,
     SHAPE_METHODS,
     TORCHVISION_MODE_DEPENDENT,
+    builds_pretrained_model,
     functional_name,
     guess_kind,
     is_grad_scaler,
@@ -694,6 +695,7 @@ class Interpreter:
         thing = Thing("model" if is_module else "instance", class_name, node, known=node is not None, facts={"class": class_name})
         if is_module:
             thing.facts["mode_dependent"] = self.script.has_mode_dependent_layers(class_name)
+            thing.facts["parameters"] = self.script.has_parameters(class_name)
             if node is not None:
                 self.state.set(("mode", thing), ("train",))
         init = self.script.find_method(class_name, "__init__") if run_init else None
@@ -744,7 +746,7 @@ class Interpreter:
         layer = torch_nn_class(qualname)
         if layer is not None:
             return self._nn_class(node, layer, qualname, args)
-        if qualname.startswith("torchvision.models.") or qualname == "timm.create_model" or qualname.endswith(".from_pretrained"):
+        if builds_pretrained_model(qualname):
             mode_dependent = qualname.startswith("torchvision.models.") and bool(TORCHVISION_MODE_DEPENDENT.match(qualname.rsplit(".", 1)[-1]))
             thing = self._create_thing(node, "model", qualname, mode_dependent=mode_dependent)
             # Hugging Face's from_pretrained returns the model in eval mode.
@@ -793,6 +795,8 @@ class Interpreter:
             activations = {t.facts.get("activation") for t in things(args[-1], "layer")}
             if len(activations) == 1:
                 facts["activation"] = activations.pop()
+        if layer == "Sequential" and node.args and all(things(arg, "layer") and len(things(arg, "layer")) == len(arg) for arg in args):
+            facts["parameters"] = False  # nn.Sequential(nn.ReLU(), nn.Dropout()): no weights
         thing = self._create_thing(node, "model" if PARAMETER_LAYERS.match(layer) or layer in ("ModuleList", "ModuleDict") else "layer", qualname, **facts)
         self.state.set(("mode", thing), ("train",))
         return frozenset((thing,))
@@ -957,7 +961,7 @@ class Interpreter:
         if model.kind == "layer" and "activation" in model.facts:
             return frozenset((_tagged(args[0] if args else unknown(), model.facts["activation"]),))
         inputs = merge_tensors(frozenset().union(*args)) if args else Tensor()
-        graph = self.state.must(GRAD, True) and model.kind == "model"
+        graph = self.state.must(GRAD, True) and model.kind == "model" and model.facts.get("parameters") is not False
         tags = self._forward_tags(model)
         output = Tensor(tags, inputs.origins | {node}, graph or inputs.graph)
         if model.kind == "model":

@@ -6,7 +6,14 @@ import ast
 from dataclasses import dataclass, field
 
 from trainguard.lint.names import ImportMap
-from trainguard.lint.vocabulary import FILE_MODELS_BASES, MODE_DEPENDENT_LAYERS, TORCHVISION_MODE_DEPENDENT, torch_nn_class
+from trainguard.lint.vocabulary import (
+    FILE_MODELS_BASES,
+    MODE_DEPENDENT_LAYERS,
+    PARAMETER_LAYERS,
+    TORCHVISION_MODE_DEPENDENT,
+    builds_pretrained_model,
+    torch_nn_class,
+)
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -33,6 +40,7 @@ class Script:
         self.all_functions: list[FunctionNode] = []
         self.all_classes: list[ast.ClassDef] = []
         self.freezes_parameters = False
+        self.discarded_calls: set[int] = set()  # calls whose result is thrown away: `model(x)`, `_ = model(x)`
         for node in ast.walk(tree):
             if isinstance(node, ast.Name):
                 names.add(node.id)
@@ -45,6 +53,10 @@ class Script:
                 self.all_functions.append(node)
             elif isinstance(node, ast.ClassDef):
                 self.all_classes.append(node)
+            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                self.discarded_calls.add(id(node.value))
+            elif isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id == "_" for t in node.targets):
+                self.discarded_calls.add(id(node.value))
             if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets):
                 self.freezes_parameters = True  # `requires_grad = False`: leaving parameters out is deliberate
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_":
@@ -55,6 +67,7 @@ class Script:
         self.classes: dict[str, ClassInfo] = {}
         self._generators: dict[int, bool] = {}
         self._mode_dependent_classes: dict[str, bool] = {}
+        self._parameter_classes: dict[str, bool] = {}
         for node in tree.body:
             self._index(node)
 
@@ -134,6 +147,37 @@ class Script:
             return False
         if isinstance(func, ast.Name) and func.id in self.classes:
             return self._mode_dependent(func.id, seen if seen is not None else set())
+        return False
+
+    def has_parameters(self, class_name: str) -> bool:
+        """The class (or a file class it builds or derives from) certainly holds parameters: it builds
+        a layer with weights, an `nn.Parameter`, or a known pretrained model. A transform, metric or
+        wrapper that builds none of these has no parameters for autograd to record."""
+        if class_name not in self._parameter_classes:
+            self._parameter_classes[class_name] = self._parameters(class_name, set())
+        return self._parameter_classes[class_name]
+
+    def _parameters(self, class_name: str, seen: set[str]) -> bool:
+        if class_name in seen or class_name not in self.classes:
+            return False
+        seen.add(class_name)
+        info = self.classes[class_name]
+        for base in info.base_names:
+            layer = torch_nn_class(base)
+            if layer and PARAMETER_LAYERS.match(layer) or self._parameters(base.rsplit(".", 1)[-1], seen):
+                return True
+        for node in ast.walk(info.node):
+            if not isinstance(node, ast.Call):
+                continue
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "register_parameter":
+                return True
+            qualname = self.imports.qualname(node.func)
+            if qualname:
+                layer = torch_nn_class(qualname)
+                if layer and (PARAMETER_LAYERS.match(layer) and layer != "Sequential" or layer == "Parameter") or builds_pretrained_model(qualname):
+                    return True
+            elif isinstance(node.func, ast.Name) and self._parameters(node.func.id, seen):
+                return True
         return False
 
     def is_generator(self, function: FunctionNode) -> bool:

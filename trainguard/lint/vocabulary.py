@@ -109,9 +109,16 @@ def kind_of_annotation(qualname: str | None) -> str | None:
     return None
 
 
+def builds_pretrained_model(qualname: str) -> bool:
+    """A model constructor of the ecosystem: torchvision's builders, `timm.create_model`, `from_pretrained`."""
+    return qualname.startswith("torchvision.models.") or qualname == "timm.create_model" or qualname.endswith(".from_pretrained")
+
+
 def is_scheduler(qualname: str) -> bool:
     """A learning-rate scheduler constructor (torch, transformers, diffusers, timm)."""
     factories = ("transformers.get_", "diffusers.optimization.get_", "timm.scheduler.")
+    if qualname.endswith("swa_utils.SWALR"):
+        return True
     return ".lr_scheduler." in qualname or (qualname.startswith(factories) and "schedule" in qualname)
 
 
@@ -128,7 +135,7 @@ def is_optimizer(qualname: str) -> bool:
     if is_scheduler(qualname):
         return False
     module, _, last = qualname.rpartition(".")
-    if not last[:1].isupper() or last == "Optimizer":
+    if not last[:1].isupper() or last == "Optimizer" or module.endswith("swa_utils"):  # AveragedModel is a model
         return False
     return module in ("torch.optim", "transformers", "bitsandbytes.optim", "timm.optim", "apex.optimizers") or module.startswith(
         "torch.optim."
