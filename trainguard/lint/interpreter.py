@@ -173,6 +173,10 @@ class Interpreter:
     def stmt_Assign(self, node: ast.Assign) -> None:
         if self._kept_by_reassignment(node):
             return
+        if _empty_literal(node.value):  # `losses = []`, `total = 0.0`: what the target kept is let go
+            for target in node.targets:
+                if isinstance(target, (ast.Name, ast.Attribute)):
+                    self.emit("clear", ev.Clear(node, self.eval(target), source_text(target)))
         value = self.eval(node.value)
         for target in node.targets:
             self.assign(target, value, node.value)
@@ -225,7 +229,11 @@ class Interpreter:
         return  # methods are entry points of their own
 
     def stmt_Delete(self, node: ast.Delete) -> None:
-        return
+        for target in node.targets:
+            whole = isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Slice) and target.slice.lower is None and target.slice.upper is None
+            dropped = target.value if whole else target if isinstance(target, (ast.Name, ast.Attribute)) else None  # type: ignore[attr-defined]
+            if dropped is not None:
+                self.emit("clear", ev.Clear(node, self.eval(dropped), source_text(dropped)))
 
     def stmt_If(self, node: ast.If) -> None:
         self.eval(node.test)
@@ -530,7 +538,7 @@ class Interpreter:
 
     def _comprehension_part(self, generator: ast.comprehension) -> frozenset:
         iterated = self.eval(generator.iter)
-        self.assign(generator.target, unknown(), None)
+        self.assign(generator.target, self._elements(iterated), None)
         for condition in generator.ifs:
             self.eval(condition)
         return iterated
@@ -780,6 +788,7 @@ class Interpreter:
         if function in ("load",):
             return unknown()
         values = frozenset().union(*args, *kwargs.values()) if args or kwargs else frozenset()
+        values |= self._elements(frozenset(things(values, "list")))  # torch.cat(losses), torch.stack(log_probs)
         return frozenset((merge_tensors(values),)) if tensors(values) else unknown()
 
     def _nn_class(self, node: ast.Call, layer: str, qualname: str, args: list[frozenset]) -> frozenset:
@@ -906,8 +915,12 @@ class Interpreter:
         if kind == "list":
             if method in ("append", "extend", "insert") and args:
                 value = args[-1]
+                added = self._elements(value) if method == "extend" else value
+                thing.facts["elements"] = thing.facts.get("elements", frozenset()) | added  # what torch.stack(lst) sees
                 if self.loops and not self._assigned_in_loop(node.func.value, node.lineno):  # type: ignore[attr-defined]
-                    self.emit("keep", ev.Keep(node, value, source_text(node.func.value)))  # type: ignore[attr-defined]
+                    self.emit("keep", ev.Keep(node, value, source_text(node.func.value), frozenset((thing,))))  # type: ignore[attr-defined]
+            elif method == "clear":
+                self.emit("clear", ev.Clear(node, frozenset((thing,)), source_text(node.func.value)))  # type: ignore[attr-defined]
             return unknown()
         if kind == "dict":
             if method not in ("get", "items", "keys", "values", "copy"):
@@ -1065,6 +1078,15 @@ def _name_things(values: frozenset, name: str) -> None:
 
 
 _FAKE_CALL = ast.Call(func=ast.Name(id="__init__"), args=[], keywords=[])
+
+
+def _empty_literal(node: ast.expr) -> bool:
+    """`[]`, `()`, `{}`, `0`, `0.0`, `None`, `list()`, `deque()`: a fresh, empty value."""
+    if isinstance(node, (ast.List, ast.Tuple, ast.Dict, ast.Set)):
+        return not getattr(node, "elts", None) and not getattr(node, "keys", None)
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Name) and node.func.id in ("list", "deque", "dict") and not node.args and not node.keywords
+    return isinstance(node, ast.Constant) and node.value in (0, None)
 
 
 def _receiver_root(func: ast.expr) -> str:
