@@ -123,11 +123,11 @@ def is_scheduler(qualname: str) -> bool:
 
 
 def steps_relative_schedule(qualname: str) -> bool:
-    """A scheduler whose `step()` advances the schedule by one, so its order against the optimizer's
-    step matters: torch's `lr_scheduler.*` and the factories returning one (transformers'
-    `get_*_schedule*`, diffusers' `get_scheduler`). Not `ReduceLROnPlateau` (its `step(metric)` skips
-    no value) and not timm's schedulers (`step(epoch)` / `step_update(n)` take the absolute count)."""
-    return is_scheduler(qualname) and not qualname.startswith("timm.") and not qualname.endswith(".ReduceLROnPlateau")
+    """A scheduler whose `step()` moves the schedule on from its last step, so its order against the
+    optimizer's step matters: torch's `lr_scheduler.*` (ReduceLROnPlateau included) and the factories
+    returning one (transformers' `get_*_schedule*`, diffusers' `get_scheduler`). Not timm's
+    schedulers: their `step(epoch)` / `step_update(n)` take the absolute count."""
+    return is_scheduler(qualname) and not qualname.startswith("timm.")
 
 
 def is_optimizer(qualname: str) -> bool:

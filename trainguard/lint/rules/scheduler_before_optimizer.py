@@ -6,8 +6,8 @@ value of the schedule is skipped (PyTorch warns at run time, once). A per-epoch 
 the batch loop is fine; one at the top of the epoch loop is not.
 
 Only schedulers that step relative to their last step are tracked (torch's `lr_scheduler.*` and
-factories returning one, not `ReduceLROnPlateau` or timm's), and only steps without an explicit
-epoch: `step(epoch)` sets the schedule to that epoch. A trace that neither backpropagates nor steps
+factories returning one, not timm's), and only steps without an explicit epoch: `step(epoch)`
+sets the schedule to that epoch. A trace that neither backpropagates nor steps
 an optimizer is not training (a unit test of a schedule, a wrapper class's `step()`): its scheduler
 steps are not reported.
 """
@@ -26,6 +26,16 @@ KEY = "TG110"
 def _linked(scheduler: Thing, optimizers: tuple[Thing, ...]) -> bool:
     linked = scheduler.facts.get("optimizers") or ()
     return not linked or not optimizers or any(optimizer in linked for optimizer in optimizers)
+
+
+def _plateau(scheduler: Thing) -> bool:
+    return str(scheduler.facts.get("qualname", "")).endswith("ReduceLROnPlateau")
+
+
+def _explicit_epoch(event: ev.SchedulerStep, scheduler: Thing) -> bool:
+    """`scheduler.step(epoch)`: the schedule is set to that epoch (ReduceLROnPlateau's first argument is the metric)."""
+    node = event.node
+    return len(node.args) > int(_plateau(scheduler)) or any(keyword.arg == "epoch" for keyword in node.keywords)
 
 
 class SchedulerBeforeOptimizer(LintRule):
@@ -50,9 +60,8 @@ class SchedulerBeforeOptimizer(LintRule):
                 ctx.state.set(key, ("stepped",))
 
     def on_scheduler_step(self, event: ev.SchedulerStep, ctx: Interpreter) -> None:
-        explicit_epoch = bool(event.node.args or event.node.keywords)
         for scheduler in event.schedulers:
-            if ctx.state.must((KEY, scheduler), "waiting") and not explicit_epoch:
+            if ctx.state.must((KEY, scheduler), "waiting") and not _explicit_epoch(event, scheduler):
                 self.early_steps.append((event, scheduler))
             if (KEY, scheduler) in ctx.state.facts:
                 ctx.state.set((KEY, scheduler), ("waiting",))
@@ -64,11 +73,14 @@ class SchedulerBeforeOptimizer(LintRule):
         for event, scheduler in self.early_steps:
             linked = scheduler.facts.get("optimizers") or ()
             optimizer = linked[0].name if linked else "the optimizer"
+            if _plateau(scheduler):
+                effect = "its learning-rate cuts apply one step early"
+            else:
+                effect = "the schedule is one step ahead and its first learning rate is never used"
             self.report(
                 "TG110",
                 event.node,
-                f"{scheduler.name}.step() runs before {optimizer}.step(): the schedule is one step ahead and "
-                f"its first learning rate is never used",
+                f"{scheduler.name}.step() runs before {optimizer}.step(): {effect}",
                 evidence={"scheduler": scheduler.name, "optimizer": optimizer},
             )
 
