@@ -7,8 +7,9 @@ TG201/TG202 (a file class building them, `nn.Dropout`, a torchvision ResNet, ...
 
 A forward whose output is thrown away (`model(x)` as a statement) is not an evaluation: under
 no_grad in train mode it is BatchNorm recalibration (what `torch.optim.swa_utils.update_bn`
-does), so TG201 stays silent there. TG203 needs a model with parameters (a module of the file
-that builds no weight-holding layer, such as a transform or a metric, records no graph of its own).
+does), so TG201 stays silent there. TG203 needs a model known to have parameters (a module of the
+file that builds no weight-holding layer, such as a transform or a metric, records no graph of its
+own; one whose layers are built out of sight is not reported either).
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ class ModelModes(LintRule):
                 # In train mode the forward must also not reach unseen code, which might backpropagate it.
                 if forward.mode == TRAIN and forward.node in ctx.escaped_origins or forward.mode not in (TRAIN, EVAL):
                     continue
-                if forward.model.facts.get("parameters") is False:
-                    continue  # no weights: no graph of its own (its inputs' graphs are their makers' findings)
+                if forward.model.facts.get("parameters", True) is not True:
+                    continue  # no weights known: no graph of its own (its inputs' graphs are their makers' findings)
                 if forward.mode == TRAIN and mode_dependent and not discarded:
                     self.report(
                         "TG201",
