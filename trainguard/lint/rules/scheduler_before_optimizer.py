@@ -7,9 +7,9 @@ the batch loop is fine; one at the top of the epoch loop is not.
 
 Only schedulers that step relative to their last step are tracked (torch's `lr_scheduler.*` and
 factories returning one, not timm's), and only steps without an explicit epoch: `step(epoch)`
-sets the schedule to that epoch. A trace that neither backpropagates nor steps
-an optimizer is not training (a unit test of a schedule, a wrapper class's `step()`): its scheduler
-steps are not reported.
+sets the schedule to that epoch. A trace that neither backpropagates, nor steps an optimizer,
+nor hands one to code the linter cannot see is not training (a unit test of a schedule, a
+wrapper class's `step()`): its scheduler steps are not reported.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class SchedulerBeforeOptimizer(LintRule):
     def __init__(self, reporter) -> None:  # type: ignore[no-untyped-def]
         super().__init__(reporter)
         self.early_steps: list[tuple[ev.SchedulerStep, Thing]] = []
+        self.optimizer_handed_on = False  # to code the linter cannot see, which may train with it
 
     def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
         if event.thing.kind == "scheduler" and steps_relative_schedule(event.thing.facts["qualname"]):
@@ -68,7 +69,7 @@ class SchedulerBeforeOptimizer(LintRule):
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Report the early scheduler steps of a trace that trains."""
-        if not ctx.events("backward") and not ctx.events("optimizer_step"):
+        if not ctx.events("backward") and not ctx.events("optimizer_step") and not self.optimizer_handed_on:
             return
         for event, scheduler in self.early_steps:
             linked = scheduler.facts.get("optimizers") or ()
@@ -87,6 +88,7 @@ class SchedulerBeforeOptimizer(LintRule):
     def on_forget(self, forgotten: set[Thing], ctx: Interpreter) -> None:
         # Unseen code got the optimizer: it may have stepped it.
         optimizers = tuple(thing for thing in forgotten if thing.kind == "optimizer")
+        self.optimizer_handed_on = self.optimizer_handed_on or bool(optimizers)
         for key in list(ctx.state.keys_about(KEY)) if optimizers else ():
             if _linked(key[1], optimizers):
                 ctx.state.set(key, ctx.state.facts[key] | {"stepped"})
