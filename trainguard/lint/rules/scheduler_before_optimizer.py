@@ -8,7 +8,7 @@ the batch loop is fine; one at the top of the epoch loop is not.
 Only schedulers that step relative to their last step are tracked (torch's `lr_scheduler.*` and
 factories returning one, not timm's), and only steps without an explicit epoch: `step(epoch)`
 sets the schedule to that epoch. A trace that neither backpropagates, nor steps an optimizer,
-nor hands one to code the linter cannot see is not training (a unit test of a schedule, a
+nor hands one to code the linter cannot see in a loop is not training (a unit test of a schedule, a
 wrapper class's `step()`): its scheduler steps are not reported.
 """
 
@@ -47,7 +47,7 @@ class SchedulerBeforeOptimizer(LintRule):
     def __init__(self, reporter) -> None:  # type: ignore[no-untyped-def]
         super().__init__(reporter)
         self.early_steps: list[tuple[ev.SchedulerStep, Thing]] = []
-        self.optimizer_handed_on = False  # to code the linter cannot see, which may train with it
+        self.optimizer_handed_on = False  # to code the linter cannot see, in a loop: it may train with it
 
     def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
         if event.thing.kind == "scheduler" and steps_relative_schedule(event.thing.facts["qualname"]):
@@ -88,7 +88,8 @@ class SchedulerBeforeOptimizer(LintRule):
     def on_forget(self, forgotten: set[Thing], ctx: Interpreter) -> None:
         # Unseen code got the optimizer: it may have stepped it.
         optimizers = tuple(thing for thing in forgotten if thing.kind == "optimizer")
-        self.optimizer_handed_on = self.optimizer_handed_on or bool(optimizers)
+        # In a loop, like `train_one_epoch(model, optimizer, ...)`; not a base class's `__init__(optimizer)`.
+        self.optimizer_handed_on = self.optimizer_handed_on or bool(optimizers and ctx.loops)
         for key in list(ctx.state.keys_about(KEY)) if optimizers else ():
             if _linked(key[1], optimizers):
                 ctx.state.set(key, ctx.state.facts[key] | {"stepped"})
