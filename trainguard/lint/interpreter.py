@@ -703,7 +703,6 @@ class Interpreter:
         thing = Thing("model" if is_module else "instance", class_name, node, known=node is not None, facts={"class": class_name})
         if is_module:
             thing.facts["mode_dependent"] = self.script.has_mode_dependent_layers(class_name)
-            thing.facts["parameters"] = self.script.has_parameters(class_name)
             if node is not None:
                 self.state.set(("mode", thing), ("train",))
         init = self.script.find_method(class_name, "__init__") if run_init else None
@@ -974,7 +973,7 @@ class Interpreter:
         if model.kind == "layer" and "activation" in model.facts:
             return frozenset((_tagged(args[0] if args else unknown(), model.facts["activation"]),))
         inputs = merge_tensors(frozenset().union(*args)) if args else Tensor()
-        graph = self.state.must(GRAD, True) and model.kind == "model" and model.facts.get("parameters") is not False
+        graph = self.state.must(GRAD, True) and model.kind == "model" and parameters_known(model, self.script) is not False
         tags = self._forward_tags(model)
         output = Tensor(tags, inputs.origins | {node}, graph or inputs.graph)
         if model.kind == "model":
@@ -1067,6 +1066,14 @@ class Interpreter:
         self.emit("keep", ev.Keep(node, added, name))
         self._bind_name(name, self._arithmetic(node.value.op, current | added))
         return True
+
+
+def parameters_known(model: Thing, script: Script) -> bool | None:
+    """Whether a model holds parameters: True, False (certainly none) or None (cannot tell); models
+    not made from a file class or a weightless `Sequential` are taken to hold them."""
+    if "class" in model.facts:
+        return script.has_parameters(model.facts["class"])
+    return model.facts.get("parameters", True)
 
 
 def _name_things(values: frozenset, name: str) -> None:

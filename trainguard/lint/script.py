@@ -178,10 +178,15 @@ class Script:
         return self._builds_parameters(info.node, seen, verdicts)
 
     def _builds_parameters(self, node: ast.AST, seen: set[str], verdicts: list[bool | None]) -> bool | None:
+        if True in verdicts:
+            return True
         for call in ast.walk(node):
             if isinstance(call, ast.Call):
-                verdicts.append(self._call_builds_parameters(call, seen))
-        return True if True in verdicts else None if None in verdicts else False
+                verdict = self._call_builds_parameters(call, seen)
+                if verdict is True:
+                    return True
+                verdicts.append(verdict)
+        return None if None in verdicts else False
 
     def _call_builds_parameters(self, node: ast.Call, seen: set[str]) -> bool | None:
         """What one call inside a class tells: weights built (True), none (False), or unknown (None)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import lru_cache
 from pathlib import PurePath
 
 from trainguard.lint import events as ev
@@ -105,6 +106,7 @@ def _in_a_test(ctx: Interpreter) -> bool:
     return in_tests or any(function.name.startswith("test_") for function in ctx.call_stack)
 
 
+@lru_cache(maxsize=4)  # asked at every save of a file's traces; the answer is the file's
 def _optimizers_are_stateless(script: Script) -> bool:
     """Every optimizer the file builds is plain SGD (no momentum): there is no optimizer state to lose."""
     built = [node for node in ast.walk(script.tree) if isinstance(node, ast.Call) and is_optimizer(script.imports.qualname(node.func) or "")]

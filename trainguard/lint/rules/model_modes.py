@@ -14,7 +14,7 @@ own; one whose layers are built out of sight is not reported either).
 
 from __future__ import annotations
 
-from trainguard.lint.interpreter import Interpreter
+from trainguard.lint.interpreter import Interpreter, parameters_known
 from trainguard.lint.rules import LintRule
 
 TRAIN, EVAL = frozenset(("train",)), frozenset(("eval",))
@@ -61,7 +61,7 @@ class ModelModes(LintRule):
                 # In train mode the forward must also not reach unseen code, which might backpropagate it.
                 if forward.mode == TRAIN and forward.node in ctx.escaped_origins or forward.mode not in (TRAIN, EVAL):
                     continue
-                if forward.model.facts.get("parameters", True) is not True:
+                if parameters_known(forward.model, ctx.script) is not True:
                     continue  # no weights known: no graph of its own (its inputs' graphs are their makers' findings)
                 if forward.mode == TRAIN and mode_dependent and not discarded:
                     self.report(
