@@ -20,8 +20,11 @@ def internal_errors(result) -> list:  # type: ignore[no-untyped-def]
     return [error for error in result.errors if "internal error" in error.message]
 
 
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
 def test_whole_standard_library_lints_without_an_exception() -> None:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    stdlib = STDLIB
     result = lint_paths([stdlib], LintConfig(root=stdlib))
     assert result.files > 500
     assert internal_errors(result) == []
@@ -29,6 +32,17 @@ def test_whole_standard_library_lints_without_an_exception() -> None:
     paths = [error.path for error in result.errors]
     assert len(paths) == len(set(paths))
     assert all(error.message.startswith(("syntax error", "cannot decode", "the file")) for error in result.errors)
+
+
+def test_standard_library_sample_goes_through_the_analyzer() -> None:
+    """A normal run only parses files without training code (most of the standard library); force
+    the analysis on every eighth file so the interpreter meets the whole language (async, match,
+    walrus, decorators, deep nesting, odd assignments) and must not raise on any of it."""
+    files = [path for path in sorted(STDLIB.rglob("*.py")) if not {"site-packages", "dist-packages"} & set(path.parts)][::8]
+    result = lint_paths(files, LintConfig(root=STDLIB), analyse_all=True)
+    assert internal_errors(result) == []
+    assert result.files == len(files)
+    assert result.analysed == result.files - len(result.errors) >= 200
 
 
 @pytest.mark.parametrize(
@@ -53,7 +67,6 @@ def test_odd_files_are_linted_or_reported_once_with_a_reason(data: bytes, reason
         assert result.errors == [] or "too complex" in result.errors[0].message
     else:
         assert [error.message for error in result.errors] == [reason]
-    assert internal_errors(result) == []
 
 
 def test_notebook_exported_to_py_is_linted_with_its_magic_lines_skipped() -> None:
@@ -84,8 +97,8 @@ def test_huge_file_is_skipped_with_a_reason(tmp_path: Path) -> None:
 def test_deeply_recursive_helpers_and_huge_loops_stay_within_budget() -> None:
     functions = "\n".join(f"def f{i}(m, o):\n    for _ in range(2):\n        f{i + 1}(m, o)\n        f{i + 1}(m, o)\n" for i in range(30))
     source = f"import torch\n{functions}\ndef f30(m, o):\n    m(1).backward()\n    o.step()\nf0(torch.nn.Linear(1, 1), None)\n"
-    result = lint_source(source)
-    assert internal_errors(result) == []
+    result = lint_source(source)  # an exception (RecursionError, a blown budget) fails the test
+    assert result.analysed == 1 and result.errors == []
 
 
 def mutate(source: bytes, rng: random.Random) -> bytes:
@@ -135,9 +148,7 @@ def test_fuzzed_inputs_never_raise() -> None:
     cases = [bytes(rng.randrange(256) for _ in range(rng.randint(0, 400))) for _ in range(60)]
     cases += [mutate(rng.choice(sources), rng) for _ in range(150)]
     cases += [shuffle_statements(rng.choice(sources), rng) for _ in range(250)]
-    parsed = 0
+    analysed = 0
     for data in cases:
-        result = lint_source(data, "fuzz.py")  # an exception here fails the test
-        assert internal_errors(result) == []
-        parsed += not result.errors
-    assert parsed >= 250  # the statement shuffles all parse, so the analysis itself was exercised
+        analysed += lint_source(data, "fuzz.py").analysed  # an exception here fails the test
+    assert analysed >= 250  # the statement shuffles all parse and import torch: the analysis itself was exercised

@@ -35,6 +35,7 @@ class LintResult:
     findings: list[Finding] = field(default_factory=list)
     errors: list[ParseFailure] = field(default_factory=list)
     files: int = 0
+    analysed: int = 0  # files the interpreter ran over (the others hold no training code and were only parsed)
 
 
 def analyze(script: Script, reporter: Reporter, rule_classes: Iterable[type[LintRule]], budget: int) -> None:
@@ -83,7 +84,8 @@ def lint_source(
         result.errors.append(parsed)
         return result
     enabled = RuleSelection.build(select, ignore).codes
-    result.findings = _lint_parsed(parsed.source, parsed.tree, path, enabled, budget or LintConfig().analysis_budget)
+    findings = _lint_parsed(parsed.source, parsed.tree, path, enabled, budget or LintConfig().analysis_budget)
+    result.findings, result.analysed = findings or [], int(findings is not None)
     return result
 
 
@@ -92,19 +94,24 @@ def _rule_classes() -> tuple[type[LintRule], ...]:
     return tuple(load_rules())
 
 
-def _lint_parsed(source: str, tree: ast.Module, path: str, enabled: frozenset[str], budget: int) -> list[Finding]:
-    if "torch" not in source and not (".backward(" in source and ".step(" in source):
-        return []
+def _lint_parsed(
+    source: str, tree: ast.Module, path: str, enabled: frozenset[str], budget: int, analyse_all: bool = False
+) -> list[Finding] | None:
+    """The file's findings, or None when it holds no training code and was not analysed (unless `analyse_all`)."""
+    if not analyse_all and "torch" not in source and not (".backward(" in source and ".step(" in source):
+        return None
     script = Script(path, source, tree)
-    if not any(name.split(".")[0] in ECOSYSTEM for name in script.imports.names.values()) and ".backward(" not in source:
-        return []
+    if not analyse_all and not any(name.split(".")[0] in ECOSYSTEM for name in script.imports.names.values()) and ".backward(" not in source:
+        return None
     reporter = Reporter(path, enabled, find_suppressions(source))
     analyze(script, reporter, _rule_classes(), budget)
     return reporter.findings
 
 
-def lint_paths(paths: Iterable[Path], config: LintConfig) -> LintResult:
-    """Lint files and folders with a configuration; problems with single files never stop the run."""
+def lint_paths(paths: Iterable[Path], config: LintConfig, analyse_all: bool = False) -> LintResult:
+    """Lint files and folders with a configuration; problems with single files never stop the run.
+
+    `analyse_all` runs the analysis on files without training code too (robustness tests)."""
     result = LintResult()
     selection = RuleSelection.build(list(config.select) or None, list(config.ignore)).codes
     for path in discover(paths, config.exclude, config.root):
@@ -116,9 +123,13 @@ def lint_paths(paths: Iterable[Path], config: LintConfig) -> LintResult:
             continue
         enabled = selection - _per_file_ignored(path, config)
         try:
-            result.findings += _lint_parsed(parsed.source, parsed.tree, shown, enabled, config.analysis_budget)
+            findings = _lint_parsed(parsed.source, parsed.tree, shown, enabled, config.analysis_budget, analyse_all)
         except Exception as error:  # a bug of ours must not hide the other files' results
             result.errors.append(ParseFailure(shown, f"internal error in trainguard lint ({type(error).__name__}: {error}); please report it"))
+            continue
+        if findings is not None:
+            result.findings += findings
+            result.analysed += 1
     return result
 
 

@@ -124,10 +124,22 @@ class LossCall:
 
 @dataclass(frozen=True)
 class Keep:
-    """A value stored in something that outlives the loop iteration (`losses.append(x)`, `total += x`)."""
+    """A value stored in something that outlives the loop iteration (`losses.append(x)`, `total += x`);
+    `container` holds the keeping list when known (empty for an accumulator)."""
 
     node: ast.AST
     value: frozenset
+    keeper: str
+    container: frozenset = frozenset()
+
+
+@dataclass(frozen=True)
+class Clear:
+    """A keeper emptied or dropped: `del lst[:]`, `lst.clear()`, `del lst`, `lst = []`, `total = 0`;
+    `container` is what it held before (its list, when known)."""
+
+    node: ast.AST
+    container: frozenset
     keeper: str
 
 

@@ -33,6 +33,7 @@ from trainguard.lint.vocabulary import (
     PARAMETER_LAYERS,
     SHAPE_METHODS,
     TORCHVISION_MODE_DEPENDENT,
+    builds_pretrained_model,
     functional_name,
     guess_kind,
     is_grad_scaler,
@@ -172,6 +173,10 @@ class Interpreter:
     def stmt_Assign(self, node: ast.Assign) -> None:
         if self._kept_by_reassignment(node):
             return
+        if _empty_literal(node.value):  # `losses = []`, `total = 0.0`: what the target kept is let go
+            for target in node.targets:
+                if isinstance(target, (ast.Name, ast.Attribute)):
+                    self.emit("clear", ev.Clear(node, self.eval(target), source_text(target)))
         value = self.eval(node.value)
         for target in node.targets:
             self.assign(target, value, node.value)
@@ -224,7 +229,11 @@ class Interpreter:
         return  # methods are entry points of their own
 
     def stmt_Delete(self, node: ast.Delete) -> None:
-        return
+        for target in node.targets:
+            whole = isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Slice) and target.slice.lower is None and target.slice.upper is None
+            dropped = target.value if whole else target if isinstance(target, (ast.Name, ast.Attribute)) else None  # type: ignore[attr-defined]
+            if dropped is not None:
+                self.emit("clear", ev.Clear(node, self.eval(dropped), source_text(dropped)))
 
     def stmt_If(self, node: ast.If) -> None:
         self.eval(node.test)
@@ -529,7 +538,7 @@ class Interpreter:
 
     def _comprehension_part(self, generator: ast.comprehension) -> frozenset:
         iterated = self.eval(generator.iter)
-        self.assign(generator.target, unknown(), None)
+        self.assign(generator.target, self._elements(iterated), None)
         for condition in generator.ifs:
             self.eval(condition)
         return iterated
@@ -744,7 +753,7 @@ class Interpreter:
         layer = torch_nn_class(qualname)
         if layer is not None:
             return self._nn_class(node, layer, qualname, args)
-        if qualname.startswith("torchvision.models.") or qualname == "timm.create_model" or qualname.endswith(".from_pretrained"):
+        if builds_pretrained_model(qualname):
             mode_dependent = qualname.startswith("torchvision.models.") and bool(TORCHVISION_MODE_DEPENDENT.match(qualname.rsplit(".", 1)[-1]))
             thing = self._create_thing(node, "model", qualname, mode_dependent=mode_dependent)
             # Hugging Face's from_pretrained returns the model in eval mode.
@@ -778,6 +787,7 @@ class Interpreter:
         if function in ("load",):
             return unknown()
         values = frozenset().union(*args, *kwargs.values()) if args or kwargs else frozenset()
+        values |= self._elements(frozenset(things(values, "list")))  # torch.cat(losses), torch.stack(log_probs)
         return frozenset((merge_tensors(values),)) if tensors(values) else unknown()
 
     def _nn_class(self, node: ast.Call, layer: str, qualname: str, args: list[frozenset]) -> frozenset:
@@ -793,6 +803,8 @@ class Interpreter:
             activations = {t.facts.get("activation") for t in things(args[-1], "layer")}
             if len(activations) == 1:
                 facts["activation"] = activations.pop()
+        if layer == "Sequential" and node.args and all(things(arg, "layer") and len(things(arg, "layer")) == len(arg) for arg in args):
+            facts["parameters"] = False  # nn.Sequential(nn.ReLU(), nn.Dropout()): no weights
         thing = self._create_thing(node, "model" if PARAMETER_LAYERS.match(layer) or layer in ("ModuleList", "ModuleDict") else "layer", qualname, **facts)
         self.state.set(("mode", thing), ("train",))
         return frozenset((thing,))
@@ -902,8 +914,12 @@ class Interpreter:
         if kind == "list":
             if method in ("append", "extend", "insert") and args:
                 value = args[-1]
+                added = self._elements(value) if method == "extend" else value
+                thing.facts["elements"] = thing.facts.get("elements", frozenset()) | added  # what torch.stack(lst) sees
                 if self.loops and not self._assigned_in_loop(node.func.value, node.lineno):  # type: ignore[attr-defined]
-                    self.emit("keep", ev.Keep(node, value, source_text(node.func.value)))  # type: ignore[attr-defined]
+                    self.emit("keep", ev.Keep(node, value, source_text(node.func.value), frozenset((thing,))))  # type: ignore[attr-defined]
+            elif method == "clear":
+                self.emit("clear", ev.Clear(node, frozenset((thing,)), source_text(node.func.value)))  # type: ignore[attr-defined]
             return unknown()
         if kind == "dict":
             if method not in ("get", "items", "keys", "values", "copy"):
@@ -957,7 +973,7 @@ class Interpreter:
         if model.kind == "layer" and "activation" in model.facts:
             return frozenset((_tagged(args[0] if args else unknown(), model.facts["activation"]),))
         inputs = merge_tensors(frozenset().union(*args)) if args else Tensor()
-        graph = self.state.must(GRAD, True) and model.kind == "model"
+        graph = self.state.must(GRAD, True) and model.kind == "model" and parameters_known(model, self.script) is not False
         tags = self._forward_tags(model)
         output = Tensor(tags, inputs.origins | {node}, graph or inputs.graph)
         if model.kind == "model":
@@ -1052,6 +1068,14 @@ class Interpreter:
         return True
 
 
+def parameters_known(model: Thing, script: Script) -> bool | None:
+    """Whether a model holds parameters: True, False (certainly none) or None (cannot tell); models
+    not made from a file class or a weightless `Sequential` are taken to hold them."""
+    if "class" in model.facts:
+        return script.has_parameters(model.facts["class"])
+    return model.facts.get("parameters", True)
+
+
 def _name_things(values: frozenset, name: str) -> None:
     """Objects take the name of the first variable they are bound to (`optimizer`, not `torch.optim.SGD`)."""
     for thing in things(values):
@@ -1061,6 +1085,15 @@ def _name_things(values: frozenset, name: str) -> None:
 
 
 _FAKE_CALL = ast.Call(func=ast.Name(id="__init__"), args=[], keywords=[])
+
+
+def _empty_literal(node: ast.expr) -> bool:
+    """`[]`, `()`, `{}`, `0`, `0.0`, `None`, `list()`, `deque()`: a fresh, empty value."""
+    if isinstance(node, (ast.List, ast.Tuple, ast.Dict, ast.Set)):
+        return not getattr(node, "elts", None) and not getattr(node, "keys", None)
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Name) and node.func.id in ("list", "deque", "dict") and not node.args and not node.keywords
+    return isinstance(node, ast.Constant) and node.value in (0, None)
 
 
 def _receiver_root(func: ast.expr) -> str:

@@ -6,7 +6,15 @@ import ast
 from dataclasses import dataclass, field
 
 from trainguard.lint.names import ImportMap
-from trainguard.lint.vocabulary import FILE_MODELS_BASES, MODE_DEPENDENT_LAYERS, TORCHVISION_MODE_DEPENDENT, torch_nn_class
+from trainguard.lint.vocabulary import (
+    FILE_MODELS_BASES,
+    HARMLESS_CALLS,
+    MODE_DEPENDENT_LAYERS,
+    PARAMETER_LAYERS,
+    TORCHVISION_MODE_DEPENDENT,
+    builds_pretrained_model,
+    torch_nn_class,
+)
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -33,6 +41,7 @@ class Script:
         self.all_functions: list[FunctionNode] = []
         self.all_classes: list[ast.ClassDef] = []
         self.freezes_parameters = False
+        self.discarded_calls: set[int] = set()  # calls whose result is thrown away: `model(x)`, `_ = model(x)`
         for node in ast.walk(tree):
             if isinstance(node, ast.Name):
                 names.add(node.id)
@@ -45,6 +54,10 @@ class Script:
                 self.all_functions.append(node)
             elif isinstance(node, ast.ClassDef):
                 self.all_classes.append(node)
+            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                self.discarded_calls.add(id(node.value))
+            elif isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id == "_" for t in node.targets):
+                self.discarded_calls.add(id(node.value))
             if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets):
                 self.freezes_parameters = True  # `requires_grad = False`: leaving parameters out is deliberate
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_":
@@ -55,6 +68,7 @@ class Script:
         self.classes: dict[str, ClassInfo] = {}
         self._generators: dict[int, bool] = {}
         self._mode_dependent_classes: dict[str, bool] = {}
+        self._parameter_classes: dict[str, bool | None] = {}
         for node in tree.body:
             self._index(node)
 
@@ -135,6 +149,67 @@ class Script:
         if isinstance(func, ast.Name) and func.id in self.classes:
             return self._mode_dependent(func.id, seen if seen is not None else set())
         return False
+
+    def has_parameters(self, class_name: str) -> bool | None:
+        """Whether the class holds parameters: True when it (or a file class it builds or derives
+        from) builds a layer with weights, an `nn.Parameter` or a known pretrained model; False when
+        it certainly builds none (only plain values, buffers and weightless torch layers: a transform,
+        a metric); None when something it builds is out of sight (`self.layers = make_layers(cfg)`)."""
+        if class_name not in self._parameter_classes:
+            self._parameter_classes[class_name] = self._parameters(class_name, set())
+        return self._parameter_classes[class_name]
+
+    def _parameters(self, class_name: str, seen: set[str]) -> bool | None:
+        if class_name in seen:
+            return False  # a cycle adds nothing new
+        if class_name not in self.classes:
+            return None
+        seen.add(class_name)
+        info = self.classes[class_name]
+        verdicts: list[bool | None] = []
+        for base in info.base_names:
+            layer = torch_nn_class(base)
+            if layer:
+                verdicts.append(True if PARAMETER_LAYERS.match(layer) and layer != "Sequential" else False)
+            elif base.rsplit(".", 1)[-1] in self.classes:
+                verdicts.append(self._parameters(base.rsplit(".", 1)[-1], seen))
+            elif base.rsplit(".", 1)[-1] not in ("object", "Generic", "ABC"):
+                verdicts.append(None)  # LightningModule, a timm base class, ...: unknown contents
+        return self._builds_parameters(info.node, seen, verdicts)
+
+    def _builds_parameters(self, node: ast.AST, seen: set[str], verdicts: list[bool | None]) -> bool | None:
+        if True in verdicts:
+            return True
+        for call in ast.walk(node):
+            if isinstance(call, ast.Call):
+                verdict = self._call_builds_parameters(call, seen)
+                if verdict is True:
+                    return True
+                verdicts.append(verdict)
+        return None if None in verdicts else False
+
+    def _call_builds_parameters(self, node: ast.Call, seen: set[str]) -> bool | None:
+        """What one call inside a class tells: weights built (True), none (False), or unknown (None)."""
+        func = node.func
+        qualname = self.imports.qualname(func)
+        if qualname:
+            layer = torch_nn_class(qualname)
+            if layer and (PARAMETER_LAYERS.match(layer) and layer != "Sequential" or layer == "Parameter") or builds_pretrained_model(qualname):
+                return True
+            return False if qualname.startswith("torch.") else None
+        if isinstance(func, ast.Attribute):
+            return True if func.attr == "register_parameter" else False  # methods of tensors, self, locals
+        if isinstance(func, ast.Name):
+            if func.id in self.classes:
+                return self._parameters(func.id, seen)
+            if func.id in self.functions:  # `self.features = make_layers(cfg)`
+                key = f"def {func.id}"
+                if key in seen:
+                    return False
+                seen.add(key)
+                return self._builds_parameters(self.functions[func.id], seen, [])
+            return False if func.id in HARMLESS_CALLS or func.id in ("super", "setattr") else None
+        return None
 
     def is_generator(self, function: FunctionNode) -> bool:
         """The function yields (calling it runs nothing yet)."""

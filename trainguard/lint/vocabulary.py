@@ -109,9 +109,25 @@ def kind_of_annotation(qualname: str | None) -> str | None:
     return None
 
 
+def builds_pretrained_model(qualname: str) -> bool:
+    """A model constructor of the ecosystem: torchvision's builders, `timm.create_model`, `from_pretrained`."""
+    return qualname.startswith("torchvision.models.") or qualname == "timm.create_model" or qualname.endswith(".from_pretrained")
+
+
 def is_scheduler(qualname: str) -> bool:
-    """A learning-rate scheduler constructor (torch, transformers, timm)."""
-    return ".lr_scheduler." in qualname or (qualname.startswith(("transformers.get_", "timm.scheduler.")) and "schedule" in qualname)
+    """A learning-rate scheduler constructor (torch, transformers, diffusers, timm)."""
+    factories = ("transformers.get_", "diffusers.optimization.get_", "timm.scheduler.")
+    if qualname.endswith("swa_utils.SWALR"):
+        return True
+    return ".lr_scheduler." in qualname or (qualname.startswith(factories) and "schedule" in qualname)
+
+
+def steps_relative_schedule(qualname: str) -> bool:
+    """A scheduler whose `step()` moves the schedule on from its last step, so its order against the
+    optimizer's step matters: torch's `lr_scheduler.*` (ReduceLROnPlateau included) and the factories
+    returning one (transformers' `get_*_schedule*`, diffusers' `get_scheduler`). Not timm's
+    schedulers: their `step(epoch)` / `step_update(n)` take the absolute count."""
+    return is_scheduler(qualname) and not qualname.startswith("timm.")
 
 
 def is_optimizer(qualname: str) -> bool:
@@ -119,7 +135,7 @@ def is_optimizer(qualname: str) -> bool:
     if is_scheduler(qualname):
         return False
     module, _, last = qualname.rpartition(".")
-    if not last[:1].isupper() or last == "Optimizer":
+    if not last[:1].isupper() or last == "Optimizer" or module.endswith("swa_utils"):  # AveragedModel is a model
         return False
     return module in ("torch.optim", "transformers", "bitsandbytes.optim", "timm.optim", "apex.optimizers") or module.startswith(
         "torch.optim."

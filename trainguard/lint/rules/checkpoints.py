@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import lru_cache
+from pathlib import PurePath
 
 from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
-from trainguard.lint.values import Thing, things
+from trainguard.lint.script import Script
+from trainguard.lint.values import TOP, Thing, things
+from trainguard.lint.vocabulary import is_optimizer
 
 COUNTER_KEY = re.compile(r"epoch|step|iter", re.I)
+OPTIMIZER_KEY = re.compile(r"(^|[^a-z])opt(im)?s?([^a-z]|$)|optim|solver", re.I)
+# Keys whose unseen values are something else than optimizer state: counters, the model, metrics, settings.
+OTHER_KEY = re.compile(
+    r"epoch|step|iter|model|state_dict|weights|net|loss|acc|metric|score|best|err|ppl|perplex|bleu|f1|val|"
+    r"arg|config|cfg|hparam|hyper|setting|arch|name|version|time|date|seed|vocab|token|class|label|lr|rng|random",
+    re.I,
+)
 
 
 def _keyword(node: ast.Call, name: str) -> ast.expr | None:
@@ -51,6 +62,8 @@ class Checkpoints(LintRule):
         dicts = things(event.obj, "dict")
         if not dicts or len(dicts) != len(event.obj) or not re.search(r"optim", ctx.script.source, re.I):
             return
+        if _in_a_test(ctx) or _optimizers_are_stateless(ctx.script):
+            return
         for checkpoint in dicts:
             if not self._incomplete(checkpoint):
                 return
@@ -65,11 +78,43 @@ class Checkpoints(LintRule):
 
     @staticmethod
     def _incomplete(checkpoint: Thing) -> bool:
+        """A training checkpoint (model state and a counter) with certainly no optimizer state in it."""
         entries = checkpoint.facts["entries"]
         if checkpoint.facts.get("escaped") or "**" in entries:
             return False
         names = [str(key) for key in entries]
         has_model = any(_state_of(values, "model") for values in entries.values()) or any("model" in name.lower() for name in names)
         has_counter = any(COUNTER_KEY.search(name) for name in names)
-        has_optimizer = any("optim" in name.lower() for name in names) or any(_state_of(values, "optimizer") for values in entries.values())
-        return has_model and has_counter and not has_optimizer
+        return has_model and has_counter and not any(_may_hold_optimizer_state(str(key), values) for key, values in entries.items())
+
+
+def _may_hold_optimizer_state(key: str, values: frozenset) -> bool:
+    """An entry that is, or might be, optimizer state: named so (`opt`, `optim_state`), an
+    optimizer's state_dict, a nested dict holding one, or a value built where the linter cannot
+    see under a key that names nothing else."""
+    if OPTIMIZER_KEY.search(key) or _state_of(values, "optimizer") or things(values, "optimizer"):
+        return True
+    if any(_may_hold_optimizer_state(str(k), v) for d in things(values, "dict") for k, v in d.facts["entries"].items()):
+        return True
+    return TOP in values and not OTHER_KEY.search(key)
+
+
+def _in_a_test(ctx: Interpreter) -> bool:
+    """Test code writes minimal (legacy) checkpoints on purpose: files under tests/, test_*.py, test_* functions."""
+    path = PurePath(ctx.script.path)
+    in_tests = any(part in ("tests", "test") for part in path.parts[:-1]) or path.name.startswith("test_") or path.stem.endswith("_test")
+    return in_tests or any(function.name.startswith("test_") for function in ctx.call_stack)
+
+
+@lru_cache(maxsize=4)  # asked at every save of a file's traces; the answer is the file's
+def _optimizers_are_stateless(script: Script) -> bool:
+    """Every optimizer the file builds is plain SGD (no momentum): there is no optimizer state to lose."""
+    built = [node for node in ast.walk(script.tree) if isinstance(node, ast.Call) and is_optimizer(script.imports.qualname(node.func) or "")]
+    return bool(built) and all(_plain_sgd(node, script) for node in built)
+
+
+def _plain_sgd(node: ast.Call, script: Script) -> bool:
+    if (script.imports.qualname(node.func) or "").rsplit(".", 1)[-1] != "SGD" or len(node.args) > 2:
+        return False
+    momentum = _keyword(node, "momentum")
+    return (momentum is None or isinstance(momentum, ast.Constant) and momentum.value == 0) and not any(k.arg is None for k in node.keywords)

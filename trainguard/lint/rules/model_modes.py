@@ -4,22 +4,22 @@ All three read the possibilities recorded at each root forward (a model called f
 training program, not from inside another module): train/eval mode, grad mode, and whether
 some backward() of the trace used its output. Dropout/BatchNorm must be certainly present for
 TG201/TG202 (a file class building them, `nn.Dropout`, a torchvision ResNet, ...).
+
+A forward whose output is thrown away (`model(x)` as a statement) is not an evaluation: under
+no_grad in train mode it is BatchNorm recalibration (what `torch.optim.swa_utils.update_bn`
+does), so TG201 stays silent there. TG203 needs a model known to have parameters (a module of the
+file that builds no weight-holding layer, such as a transform or a metric, records no graph of its
+own; one whose layers are built out of sight is not reported either).
 """
 
 from __future__ import annotations
 
-import ast
-
-from trainguard.lint.interpreter import Interpreter
+from trainguard.lint.interpreter import Interpreter, parameters_known
 from trainguard.lint.rules import LintRule
 
 TRAIN, EVAL = frozenset(("train",)), frozenset(("eval",))
 GRAD_ON, GRAD_OFF = frozenset((True,)), frozenset((False,))
 
-
-def discarded_results(ctx: Interpreter) -> set[int]:
-    """Ids of the calls whose result the script throws away (a call standing alone as a statement)."""
-    return {id(node.value) for node in ast.walk(ctx.script.tree) if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)}
 
 
 class ModelModes(LintRule):
@@ -41,9 +41,8 @@ class ModelModes(LintRule):
                 continue
             name = forward.model.name
             mode_dependent = forward.model.facts.get("mode_dependent") is True
-            if forward.grad == GRAD_OFF and forward.mode == TRAIN and mode_dependent:
-                if id(forward.node) in discarded_results(ctx):
-                    continue  # `model(x)` alone under no_grad in train mode: BatchNorm recalibration (update_bn)
+            discarded = id(forward.node) in ctx.script.discarded_calls
+            if forward.grad == GRAD_OFF and forward.mode == TRAIN and mode_dependent and not discarded:
                 self.report(
                     "TG201",
                     forward.node,
@@ -63,7 +62,9 @@ class ModelModes(LintRule):
                 # In train mode the forward must also not reach unseen code, which might backpropagate it.
                 if forward.mode == TRAIN and forward.node in ctx.escaped_origins or forward.mode not in (TRAIN, EVAL):
                     continue
-                if forward.mode == TRAIN and mode_dependent:
+                if parameters_known(forward.model, ctx.script) is not True:
+                    continue  # no weights known: no graph of its own (its inputs' graphs are their makers' findings)
+                if forward.mode == TRAIN and mode_dependent and not discarded:
                     self.report(
                         "TG201",
                         forward.node,
