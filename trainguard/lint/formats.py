@@ -17,7 +17,8 @@ from trainguard.report import build_report, sort_findings, summarize
 
 SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
-DOCS_URL = "https://github.com/trainguard/trainguard/blob/main/docs/rules/{code}.md"
+# A rule page in the repository; the path comes from the rule (its catalogue entry).
+REPOSITORY_FILE_URL = "https://github.com/trainguard/trainguard/blob/main/{path}"
 
 
 def lint_report(result: LintResult) -> dict[str, Any]:
@@ -55,7 +56,8 @@ def write_sarif(result: LintResult, stream: IO[str]) -> None:
                 "id": rule.code,
                 "name": rule.slug,
                 "shortDescription": {"text": rule.summary},
-                "helpUri": DOCS_URL.format(code=rule.code),
+                "help": {"text": f"Fix: {rule.fix}."},
+                "helpUri": REPOSITORY_FILE_URL.format(path=rule.doc_path),
                 "defaultConfiguration": {"level": SARIF_LEVEL[rule.severity]},
             }
             for rule in rules

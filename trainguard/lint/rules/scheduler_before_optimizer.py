@@ -25,7 +25,6 @@ class SchedulerBeforeOptimizer(LintRule):
     """TG110, at the scheduler's step."""
 
     codes = ("TG110",)
-    fixes = {"TG110": "call scheduler.step() after optimizer.step() (per batch after the step, or per epoch after the batch loop)"}
 
     def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
         if event.thing.kind == "scheduler":

@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 class Detector:
     """Base of the runtime rules: knows its catalogue entry and how to report a finding.
 
-    Subclasses set `code` and `fix`, and define `on_<event>` methods (see runtime.events).
+    Subclasses set `code` and define `on_<event>` methods (see runtime.events). Everything else
+    about the rule, its fix text included, comes from its catalogue entry (`self.rule`), so that
+    the runtime and lint faces print the same fix.
     """
 
     code: ClassVar[str]
-    fix: ClassVar[str]
 
     def __init__(self, session: GuardSession) -> None:
         self.session = session
@@ -37,7 +38,6 @@ class Detector:
         evidence: dict[str, Any] | None = None,
         step: int | None = None,
         severity: Severity | None = None,
-        fix: str | None = None,
     ) -> Finding | None:
         """Report a finding of this rule (None: silenced by an ignore comment on its line)."""
         return self.session.report(
@@ -46,7 +46,7 @@ class Detector:
             severity or self.rule.severity,
             message,
             location,
-            fix or self.fix,
+            self.rule.fix,
             evidence,
             step,
         )

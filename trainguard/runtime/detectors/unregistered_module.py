@@ -8,7 +8,6 @@ from trainguard.runtime.events import HiddenModuleCall
 
 class UnregisteredModule(Detector):
     code = "TG301"
-    fix = "hold sub-modules in nn.ModuleList / nn.ModuleDict / nn.Sequential (or as attributes), not in plain lists, dicts or tuples"
 
     def on_hidden_module(self, event: HiddenModuleCall) -> None:
         values = sum(p.numel() for p in event.module.parameters() if p.requires_grad)

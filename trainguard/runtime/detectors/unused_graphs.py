@@ -52,7 +52,6 @@ class _ForwardJudge(Detector):
 
 class EvalModeMissing(_ForwardJudge):
     code = "TG201"
-    fix = "call model.eval() before evaluation (and model.train() before training resumes)"
 
     def on_forward(self, event: ForwardCall) -> None:
         if event.training and not event.grad_enabled:
@@ -82,7 +81,6 @@ class EvalModeMissing(_ForwardJudge):
 
 class NoGradMissing(_ForwardJudge):
     code = "TG203"
-    fix = "wrap evaluation and inference in `with torch.no_grad():` (or torch.inference_mode())"
 
     def unused(self, call: ForwardCall, layers: list[str]) -> None:
         self.report(
@@ -96,7 +94,6 @@ class NoGradMissing(_ForwardJudge):
 
 class TrainModeMissing(Detector):
     code = "TG202"
-    fix = "call model.train() before the training loop (and again after each evaluation)"
 
     def on_step_start(self, event: StepStart) -> None:
         for call in self.session.window.forwards:
