@@ -1,14 +1,18 @@
 """The few events the probes turn PyTorch's hooks into; detectors subscribe to them by name.
 
-A detector subscribes by defining a method `on_<event name>` (e.g. `on_step_start`). Events are
-facts about the run, never verdicts: deciding is the detectors' work.
+Every event is declared once, in `EVENTS` (its name -> its dataclass, whose docstring says when it
+is emitted and what it carries). A detector (or session component) subscribes by defining a
+method `on_<event name>` (e.g. `on_step_start`); `subscriptions` finds those methods and refuses
+one whose name is not an event's, so that a misspelt subscription fails when the detectors load
+instead of never being called. Events are facts about the run, never verdicts: deciding is the
+detectors' work. They are frozen: a handler cannot change what the next handler sees.
 """
 
 from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from trainguard.runtime.callsite import Location
 
@@ -36,7 +40,7 @@ class ReachFlag:
         self.reached = True
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ForwardCall:
     """A call of a root module (a model, not one of its layers)."""
 
@@ -53,7 +57,7 @@ class ForwardCall:
     inputs: list[weakref.ref]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class HiddenModuleCall:
     """A module with trainable parameters called inside a root's forward but not registered in it."""
 
@@ -62,7 +66,7 @@ class HiddenModuleCall:
     location: Location
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class LossCall:
     """A call of a loss function (functional or module), after it returned."""
 
@@ -74,7 +78,7 @@ class LossCall:
     location: Location
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class BackwardCall:
     """`tensor.backward()` / `torch.autograd.backward()`."""
 
@@ -86,7 +90,7 @@ class BackwardCall:
     location: Location
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StepStart:
     """`optimizer.step()` is about to run; `index` is its 0-based step number."""
 
@@ -96,7 +100,7 @@ class StepStart:
     location: Location
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StepEnd:
     """`optimizer.step()` returned; `location` is the same call site as its StepStart."""
 
@@ -106,7 +110,7 @@ class StepEnd:
     location: Location
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ClipCall:
     """clip_grad_norm_ / clip_grad_value_, after it ran."""
 
@@ -118,20 +122,24 @@ class ClipCall:
     location: Location
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SchedulerStep:
+    """`scheduler.step()` was called; `optimizer_stepped` says whether its optimizer has stepped yet."""
+
     scheduler: Any
     optimizer_stepped: bool
     location: Location
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TorchLoad:
+    """`torch.load()` was called, with its `weights_only` argument (None: not given)."""
+
     weights_only: bool | None
     location: Location
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class LoaderBatch:
     """A batch drawn from a DataLoader; `location` is where the loader was iterated."""
 
@@ -139,7 +147,7 @@ class LoaderBatch:
     location: Location
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class LoaderIterated:
     """A new pass over a DataLoader began (`for batch in loader`, usually an epoch)."""
 
@@ -149,13 +157,12 @@ class LoaderIterated:
     previous_batches: int | None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StepMeasured:
     """Numbers read at an optimizer step (before it updates), on the steps the sampler chose.
 
     `loss` is the mean training loss of the step's window; `layer_norms` maps parameter names to
-    gradient norms (None on steps where gradients were not measured); `update_ratio` is filled
-    in by the metrics writer after the step.
+    gradient norms (None on steps where gradients were not measured).
     """
 
     step: int
@@ -166,10 +173,9 @@ class StepMeasured:
     layer_sizes: dict[str, int] | None
     lr: float | None
     location: Location
-    update_ratio: float | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Evaluated:
     """One evaluation: the mean loss (weighted by batch size) of the loss calls made without grad between two steps."""
 
@@ -180,19 +186,56 @@ class Evaluated:
     location: Location
 
 
-EVENT_NAMES = (
-    "forward",
-    "hidden_module",
-    "loss",
-    "backward",
-    "step_start",
-    "step_end",
-    "clip",
-    "scheduler_step",
-    "torch_load",
-    "loader_batch",
-    "loader_iter",
-    "measured",
-    "evaluated",
-    "finish",
-)
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The session is being uninstalled (the run ended or `unwatch()` was called); carries nothing."""
+
+
+# Every event, by the name handlers subscribe to (`on_<name>`), in the order of a training step.
+EVENTS: dict[str, type] = {
+    "forward": ForwardCall,
+    "hidden_module": HiddenModuleCall,
+    "loss": LossCall,
+    "backward": BackwardCall,
+    "step_start": StepStart,
+    "step_end": StepEnd,
+    "clip": ClipCall,
+    "scheduler_step": SchedulerStep,
+    "torch_load": TorchLoad,
+    "loader_batch": LoaderBatch,
+    "loader_iter": LoaderIterated,
+    "measured": StepMeasured,
+    "evaluated": Evaluated,
+    "finish": Finish,
+}
+
+HANDLER_PREFIX = "on_"
+
+
+class UnknownEventError(TypeError):
+    """A handler method `on_<name>` whose name is no event's: a subscription that would never fire."""
+
+
+def subscribed_events(cls: type) -> list[str]:
+    """The events a detector or session component class handles (its `on_<name>` methods).
+
+    Raises UnknownEventError, naming the class and the method, for an `on_<name>` method whose
+    name is not in `EVENTS`.
+    """
+    names = []
+    for attribute in dir(cls):
+        if not attribute.startswith(HANDLER_PREFIX) or not callable(getattr(cls, attribute)):
+            continue
+        name = attribute[len(HANDLER_PREFIX):]
+        if name not in EVENTS:
+            raise UnknownEventError(
+                f"{cls.__name__}.{attribute} subscribes to no event: {name!r} is not one of "
+                f"{', '.join(EVENTS)} (trainguard.runtime.events.EVENTS)"
+            )
+        names.append(name)
+    return names
+
+
+def subscriptions(subscriber: object) -> dict[str, Callable[[Any], None]]:
+    """The bound event handlers of `subscriber`, by event name (checked as `subscribed_events`)."""
+    return {name: getattr(subscriber, HANDLER_PREFIX + name) for name in subscribed_events(type(subscriber))}

@@ -11,6 +11,7 @@ from trainguard.catalogue import get_rule
 from trainguard.findings import Finding, Severity
 from trainguard.plugins import subclasses_in
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.events import subscribed_events
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
@@ -53,5 +54,9 @@ class Detector:
 
 
 def load_detectors() -> list[type[Detector]]:
-    """Every Detector subclass defined in this package's modules."""
-    return sorted(subclasses_in(__name__, __path__, Detector, "code"), key=lambda cls: cls.code)
+    """Every Detector subclass defined in this package's modules, its subscriptions checked: an
+    `on_<name>` method for an event that does not exist raises events.UnknownEventError."""
+    detectors = sorted(subclasses_in(__name__, __path__, Detector, "code"), key=lambda cls: cls.code)
+    for detector in detectors:
+        subscribed_events(detector)
+    return detectors
