@@ -59,7 +59,7 @@ class ForwardCall:
 
 @dataclass(frozen=True, slots=True)
 class HiddenModuleCall:
-    """A module with trainable parameters called inside a root's forward but not registered in it."""
+    """A module with parameters called inside a root's forward but not registered in it (once per module)."""
 
     root: RootModule
     module: torch.nn.Module

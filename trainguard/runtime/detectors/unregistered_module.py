@@ -11,6 +11,8 @@ class UnregisteredModule(Detector):
 
     def on_hidden_module(self, event: HiddenModuleCall) -> None:
         values = sum(p.numel() for p in event.module.parameters() if p.requires_grad)
+        if values == 0:  # a frozen (or parameter-free) helper loses nothing by being unregistered
+            return
         self.report(
             f"{type(event.module).__name__} ({values:,} trainable values) runs inside "
             f"{event.root.name}.forward but is not registered in it: model.parameters(), .to(device), "

@@ -215,8 +215,7 @@ class ModuleProbe:
         if id(module) in root.registered:
             return
         self._hidden_seen.add(id(module))
-        if any(p.requires_grad for p in module.parameters()):
-            self.session.emit("hidden_module", HiddenModuleCall(root, module, user_location()))
+        self.session.emit("hidden_module", HiddenModuleCall(root, module, user_location()))
 
     # -- root hooks (always) -------------------------------------------------------------
     def _root_pre(self, module: nn.Module, args: Any) -> None:
