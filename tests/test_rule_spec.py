@@ -127,3 +127,48 @@ def test_sarif_rule_metadata_comes_from_the_catalogue(tmp_path: Path) -> None:
         assert entry["name"] == rule.slug and entry["shortDescription"]["text"] == rule.summary
         assert entry["help"]["text"] == f"Fix: {rule.fix}."
         assert entry["helpUri"].endswith("/" + rule.doc_path) and (ROOT / rule.doc_path).is_file()
+
+
+def test_new_rule_script_adds_the_spec_page_modules_and_fixtures(tmp_path: Path) -> None:
+    """`scripts/new_rule.py` on a copy of the repository: everything a rule needs, tables regenerated."""
+    import shutil
+    import subprocess
+    import sys
+
+    for folder in ("trainguard", "scripts"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in rule_tables.TABLES:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, tmp_path / path)
+    for folder in ("tests/runtime/fixtures", "tests/lint/fixtures/fire", "tests/lint/fixtures/silent"):
+        (tmp_path / folder).mkdir(parents=True)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+    created = subprocess.run(
+        [sys.executable, "scripts/new_rule.py", "TG199", "made-up-rule", "--where", "both", "--severity", "error",
+         "--summary", "a rule for this test", "--fix", "do the right thing", "--seen-when", "never, in a real run"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    check = """
+from trainguard.catalogue import RULES, get_rule
+from trainguard.lint.rules import load_rules
+from trainguard.runtime.detectors import load_detectors
+from trainguard import rule_tables
+rule = get_rule("made-up-rule")
+assert (rule.code, rule.severity.value, rule.where, rule.fix) == ("TG199", "error", "both", "do the right thing")
+assert [r.code for r in RULES] == sorted(r.code for r in RULES)
+assert "MadeUpRule" in [cls.__name__ for cls in load_detectors()]
+assert "MadeUpRule" in [cls.__name__ for cls in load_rules()]
+assert rule_tables.stale_files() == []
+assert "| TG199 | made-up-rule | never, in a real run |" in open("README.md").read()
+assert rule.docs().startswith("# TG199 made-up-rule")
+"""
+    checked = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    for fixture in ("tests/runtime/fixtures/fire_made_up_rule.py", "tests/runtime/fixtures/silent_made_up_rule.py",
+                    "tests/lint/fixtures/fire/tg199_made_up_rule.py", "tests/lint/fixtures/silent/made_up_rule.py"):
+        compile((tmp_path / fixture).read_text(), fixture, "exec")
+    assert "# expect: TG199 step=0" in (tmp_path / "tests/runtime/fixtures/fire_made_up_rule.py").read_text()
+    again = subprocess.run([sys.executable, "scripts/new_rule.py", "TG199", "other-slug", "--where", "lint", "--summary", "s", "--fix", "f"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "already in the catalogue" in again.stderr
