@@ -45,6 +45,11 @@ def test_thresholds_a_rule_names_exist_and_cover_its_seen_when(rule: Rule) -> No
     assert placeholders <= set(rule.thresholds)
 
 
+def test_every_threshold_is_read_by_a_rule() -> None:
+    named = {name for rule in RULES for name in rule.thresholds}
+    assert {field.name for field in fields(Thresholds)} == named
+
+
 def test_seen_when_shows_the_thresholds_defaults() -> None:
     exploding = next(rule for rule in RULES if rule.slug == "exploding-gradients")
     assert rule_tables.seen_when(exploding).startswith(f"gradient norm > {Thresholds().exploding_norm:g} ")

@@ -1,4 +1,4 @@
-"""The rule tables of `docs/rules.md` and the README, generated from the catalogue.
+"""The rule tables of `docs/rules.md`, the README and `docs/runtime.md`, generated from the catalogue.
 
     python -m trainguard.rule_tables --write    # rewrite the tables in place
     python -m trainguard.rule_tables            # exit 1 when a committed table is stale
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
@@ -47,10 +48,20 @@ def runtime_table() -> str:
     return "\n".join(rows)
 
 
+def thresholds_table() -> str:
+    """`docs/runtime.md`: every threshold, its default and the rules that read it."""
+    rows = ["| threshold | default | read by |", "|---|---|---|"]
+    for field in fields(Thresholds):
+        readers = ", ".join(f"{rule.code} {rule.slug}" for rule in RULES if field.name in rule.thresholds)
+        rows.append(f"| `{field.name}` | {getattr(Thresholds(), field.name):g} | {readers} |")
+    return "\n".join(rows)
+
+
 # file (relative to the repository root) -> table name -> what renders it
 TABLES: dict[str, dict[str, Callable[[], str]]] = {
     "docs/rules.md": {"index": index_table},
     "README.md": {"runtime": runtime_table},
+    "docs/runtime.md": {"thresholds": thresholds_table},
 }
 
 
@@ -58,7 +69,7 @@ def replace_table(text: str, name: str, table: str) -> str:
     """`text` with the table between the markers of `name` replaced by `table`."""
     pattern = re.compile(rf"(<!-- rule-table:{name} -->\n).*?(\n<!-- /rule-table:{name} -->)", re.DOTALL)
     if not pattern.search(text):
-        raise ValueError(f"no <!-- rule-table:{name} --> ... <!-- /rule-table:{name} --> markers")
+        raise ValueError(f"no <!-- rule-table:{name} --> ... <!-- /rule-table:{name} --> markers around a table")
     return pattern.sub(lambda match: match.group(1) + table + match.group(2), text, count=1)
 
 
@@ -78,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainguard.rule_tables", description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite the stale tables in place")
     args = parser.parse_args(argv)
-    stale = stale_files(ROOT)
+    try:
+        stale = stale_files(ROOT)
+    except ValueError as error:
+        print(f"trainguard.rule_tables: {error}", file=sys.stderr)
+        return 2
     if args.write:
         for path in stale:
             target = ROOT / path
