@@ -3,6 +3,7 @@ and the `TRAINGUARD_DEBUG=events` trace of who handled what."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 from pathlib import Path
@@ -16,9 +17,11 @@ from trainguard.findings import Finding
 from trainguard.runtime import detectors as detectors_package
 from trainguard.runtime.api import GuardStop
 from trainguard.runtime.detectors import Detector, load_detectors
-from trainguard.runtime.events import EVENTS, StepMeasured, UnknownEventError, subscribed_events
+from trainguard.runtime.events import EVENTS, PER_STEP, StepMeasured, UnknownEventError, subscribed_events
 from trainguard.runtime.reporters import Reporter
 from trainguard.runtime.session import GuardConfig, GuardSession
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def train_without_zero_grad(steps: int = 3) -> None:
@@ -45,10 +48,27 @@ class Recorder(Reporter):
 # -- events ------------------------------------------------------------------------------------
 
 
-def test_every_event_is_a_documented_frozen_dataclass() -> None:
+def test_every_event_is_a_documented_dataclass_frozen_unless_emitted_every_step() -> None:
     for name, event_type in EVENTS.items():
         assert dataclasses.is_dataclass(event_type) and event_type.__doc__, name
-        assert event_type.__dataclass_params__.frozen, f"{name} can be changed after it is emitted"  # type: ignore[attr-defined]
+        assert event_type.__dataclass_params__.frozen != (name in PER_STEP), name  # type: ignore[attr-defined]
+
+
+def test_no_runtime_module_assigns_to_an_event_field() -> None:
+    """The per-step events are not frozen (cost): no code may change one after it is made."""
+    field_names = {field.name for event_type in EVENTS.values() for field in dataclasses.fields(event_type)}
+    assigned = []
+    for path in sorted((ROOT / "trainguard" / "runtime").rglob("*.py")):
+        source = path.read_text("utf-8")
+        if "trainguard.runtime.events import" not in source:
+            continue
+        for node in ast.walk(ast.parse(source)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                for part in ast.walk(target):
+                    if isinstance(part, ast.Attribute) and part.attr in field_names and isinstance(part.value, ast.Name) and part.value.id != "self":
+                        assigned.append(f"{path.name}:{node.lineno} {ast.unparse(part)}")
+    assert assigned == []
 
 
 def test_measured_steps_carry_no_field_filled_in_later() -> None:

@@ -153,31 +153,27 @@ class GuardSession:
     def emit(self, name: str, event: Any, may_stop: bool = True) -> None:
         """Call every handler of the event `name` (declared in events.EVENTS) with `event`."""
         for handler in self._handlers[name]:
-            self._handle(name, handler, event, may_stop)
+            try:
+                handler(event)
+            except GuardStop:
+                if may_stop:
+                    raise
+            except Exception as error:
+                self.internal_error(f"{type(handler.__self__).__name__}.on_{name}", error)
+                self._handlers[name] = [h for h in self._handlers[name] if h is not handler]
 
     def _emit_traced(self, name: str, event: Any, may_stop: bool = True) -> None:
-        """`emit`, writing to stderr which event fired and which handlers handled it."""
-        handled = []
+        """`emit`, then a line on stderr: the event and the handlers that handled it."""
+        handlers = self._handlers[name]
         try:
-            for handler in self._handlers[name]:
-                handled.append(f"{type(handler.__self__).__name__}.on_{name}")  # type: ignore[attr-defined]
-                if not self._handle(name, handler, event, may_stop):
-                    handled[-1] += " (failed: now off)"
+            GuardSession.emit(self, name, event, may_stop)
         finally:
+            kept = self._handlers[name]
+            handled = [
+                f"{type(handler.__self__).__name__}.on_{name}" + ("" if handler in kept else " (failed: now off)")
+                for handler in handlers
+            ]
             sys.stderr.write(f"trainguard[events]: {name} ({type(event).__name__}) -> {', '.join(handled) or 'no handler'}\n")
-
-    def _handle(self, name: str, handler: Callable[[Any], None], event: Any, may_stop: bool) -> bool:
-        """Run one handler, containing its faults (reported once, that handler then off); False when it failed."""
-        try:
-            handler(event)
-        except GuardStop:
-            if may_stop:
-                raise
-        except Exception as error:
-            self.internal_error(f"{type(handler.__self__).__name__}.on_{name}", error)  # type: ignore[attr-defined]
-            self._handlers[name] = [h for h in self._handlers[name] if h is not handler]
-            return False
-        return True
 
     def step_finished(self, index: int) -> None:
         """Called by the optimizer probe after every optimizer step."""
