@@ -315,7 +315,7 @@ def test_cli_json_lists_the_catalogue() -> None:
     result = run_trainguard("rules", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
-        {"code": rule.code, "slug": rule.slug, "severity": rule.severity.value, "where": rule.where, "summary": rule.summary}
+        {"code": rule.code, "slug": rule.slug, "severity": rule.severity.value, "where": rule.where, "summary": rule.summary, "fix": rule.fix}
         for rule in RULES
     ]
 
@@ -342,4 +342,4 @@ def test_cli_json_for_one_rule_carries_its_page(capsys: pytest.CaptureFixture[st
     assert main(["rules", "graph-retained", "--format", "json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     rule = get_rule("TG204")
-    assert shown == {"code": "TG204", "slug": "graph-retained", "severity": "error", "where": "both", "summary": rule.summary, "docs": rule.docs()}
+    assert shown == {"code": "TG204", "slug": "graph-retained", "severity": "error", "where": "both", "summary": rule.summary, "fix": rule.fix, "docs": rule.docs()}

@@ -9,7 +9,7 @@ import sys
 from rich.markdown import Markdown
 from rich.table import Table
 
-from trainguard.catalogue import RULES, UnknownRuleError, get_rule
+from trainguard.catalogue import RULES, Rule, UnknownRuleError, get_rule
 from trainguard.console import make_console
 
 
@@ -20,13 +20,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_rules)
 
 
+def _record(rule: Rule) -> dict[str, str]:
+    """A rule's catalogue entry for programs (`--format json`)."""
+    return {"code": rule.code, "slug": rule.slug, "severity": rule.severity.value, "where": rule.where, "summary": rule.summary, "fix": rule.fix}
+
+
 def run_rules(args: argparse.Namespace) -> int:
     from trainguard.cli import UsageError
 
     console = make_console(sys.stdout)
     if args.rule is None:
         if args.format == "json":
-            rows = [{"code": r.code, "slug": r.slug, "severity": r.severity.value, "where": r.where, "summary": r.summary} for r in RULES]
+            rows = [_record(rule) for rule in RULES]
             print(json.dumps(rows, indent=2))
             return 0
         header = ("code", "slug", "severity", "where", "detects")
@@ -49,7 +54,7 @@ def run_rules(args: argparse.Namespace) -> int:
     except UnknownRuleError as error:
         raise UsageError(str(error)) from None
     if args.format == "json":
-        print(json.dumps({"code": rule.code, "slug": rule.slug, "severity": rule.severity.value, "where": rule.where, "summary": rule.summary, "docs": rule.docs()}, indent=2))
+        print(json.dumps({**_record(rule), "docs": rule.docs()}, indent=2))
     else:
         console.print(Markdown(rule.docs()), soft_wrap=False)  # soft wrap would crop list items
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trainguard.catalogue import RULES
+from trainguard.catalogue import RULES, get_rule
 from trainguard.lint.engine import lint_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -29,6 +29,8 @@ def expected(path: Path) -> set[tuple[str, int]]:
 def findings(path: Path) -> set[tuple[str, int]]:
     result = lint_source(path.read_text("utf-8"), path.name)
     assert not result.errors, result.errors
+    # The fix is the catalogue's, the one the runtime guard prints for the same rule.
+    assert all(finding.fix == get_rule(finding.code).fix for finding in result.findings)
     return {(finding.code, finding.line) for finding in result.findings}
 
 

@@ -105,7 +105,8 @@ def test_fixture_findings_match_its_expectations(script: Path) -> None:
         wanted_here = by_place[(finding.code, finding.line)]
         assert wanted_here.step in (None, finding.step), message
         assert wanted_here.severity == finding.severity.value, message
-        assert finding.message and finding.fix, f"{finding.code} in {script.name} lacks a message or a fix"
+        assert finding.message, f"{finding.code} in {script.name} lacks a message"
+        assert finding.fix == get_rule(finding.code).fix, f"{finding.code} in {script.name}: a fix that is not the catalogue's"
         assert finding.path is not None and finding.path.endswith(script.name), (
             f"{finding.code} points at {finding.path}, not at {script.name}"
         )

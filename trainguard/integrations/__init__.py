@@ -4,7 +4,8 @@
     from trainguard.integrations.transformers import TrainguardCallback   # transformers.Trainer
 
 Each callback installs the guard when training starts (or uses the one already installed, e.g.
-under `trainguard run`), logs each new finding through the framework's own logging, keeps the
+under `trainguard run`), logs each new finding through the framework's own logging the moment it
+is made (the callback subscribes to the session's findings), keeps the
 findings in `.findings`, writes the JSON report to `report=PATH` at the end, and removes the guard
 when training ends if it installed it. Rules whose subject the framework takes care of itself are
 quiet by default (listed with the reason in each module). See docs/integrations.md.
@@ -27,6 +28,7 @@ from trainguard.console import format_finding
 from trainguard.findings import Finding, Severity
 from trainguard.report import build_report, write_report
 from trainguard.runtime.api import Watch, watch
+from trainguard.runtime.reporters import Reporter
 from trainguard.runtime.thresholds import Thresholds
 
 _LOG_LEVELS = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING, Severity.INFO: logging.INFO}
@@ -47,14 +49,15 @@ def finding_log_line(finding: Finding) -> str:
     return "trainguard: " + format_finding(finding).plain.rstrip()
 
 
-class TrainerGuard:
-    """The framework-independent half of both trainer callbacks (a mixin of theirs).
+class TrainerGuard(Reporter):
+    """The framework-independent half of both trainer callbacks (a mixin of theirs), subscribed
+    to the session's findings while training runs.
 
     `report`: path of the JSON report written when training ends. `include_prevented`: also run
     the rules the framework takes care of (each integration's `PREVENTED`). `select`, `ignore`,
     `strict`, `thresholds`, `metrics`, `tensorboard`: as `trainguard.watch()` takes them;
     `strict=True` stops training at the first error finding. A subclass sets `findings_logger`,
-    calls `_start_guard` when training starts, `_flush_findings` now and then and `close` at the end.
+    calls `_start_guard` when training starts and `close` at the end.
     """
 
     findings_logger: ClassVar[logging.Logger]
@@ -110,17 +113,26 @@ class TrainerGuard:
         # A guard installed before (`trainguard run`) that prints its findings itself is not
         # echoed a second time through the logger.
         self._log = not self._handle.session.config.echo
+        self._handle.session.subscribe(self)
+        self._flush_findings()  # those an installed guard made before training started
+
+    def on_finding(self, finding: Finding) -> None:
+        """Log a new finding of the selected rules through the framework's logger."""
+        if finding.code in self._selection:
+            self._log_once(finding)
 
     def _flush_findings(self) -> None:
-        """Log each finding made since the last flush (a repeat of a known one is not logged)."""
-        if self._handle is None:
-            return
+        """Log each finding not logged yet (one made before the subscription, or whose
+        notification a strict stop cut short)."""
         for finding in self.findings:
-            if finding.key in self._logged:
-                continue
-            self._logged.add(finding.key)
-            if self._log:
-                self.findings_logger.log(_LOG_LEVELS[finding.severity], finding_log_line(finding))
+            self._log_once(finding)
+
+    def _log_once(self, finding: Finding) -> None:
+        if finding.key in self._logged:
+            return
+        self._logged.add(finding.key)
+        if self._log:
+            self.findings_logger.log(_LOG_LEVELS[finding.severity], finding_log_line(finding))
 
     def close(self) -> None:
         """End the guard's part now: log what is left, remove the guard if this callback
@@ -130,6 +142,7 @@ class TrainerGuard:
         self._flush_findings()
         self._final = self.findings
         handle, self._handle = self._handle, None
+        handle.session.unsubscribe(self)
         handle.__exit__(None, None, None)  # uninstalls only a guard this handle installed
         if self._report is not None:
             write_report(self._report, build_report("run", self._final))

@@ -5,7 +5,7 @@
 The guard is installed in `setup` (or the installed one is used, e.g. under `trainguard run`) and
 removed in `teardown` (or `on_exception`) if the callback installed it. Each new finding is logged
 through Python logging under `lightning.pytorch.callbacks.trainguard` (Lightning's own handler
-prints it) after every training batch, validation and at the end; `.findings` holds them and
+prints it) the moment the guard makes it; `.findings` holds them and
 `report=PATH` receives the JSON report. `select`, `ignore`, `strict`, `thresholds`, `metrics` and
 `tensorboard` are `trainguard.watch()`'s.
 
@@ -74,12 +74,6 @@ class TrainguardCallback(TrainerGuard, _pl.Callback):
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._start_guard(prevented_rules(pl_module.automatic_optimization))
-
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._flush_findings()
-
-    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        self._flush_findings()
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self.close()

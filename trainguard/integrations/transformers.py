@@ -5,7 +5,7 @@
 The guard is installed in `on_train_begin` (or the installed one is used, e.g. under
 `trainguard run`) and removed in `on_train_end` if the callback installed it. Each new finding is
 logged through `transformers.utils.logging` (logger `transformers.integrations.trainguard`, shown
-at the library's verbosity) after every optimizer step, every evaluation and at the end;
+at the library's verbosity) the moment the guard makes it;
 `.findings` holds them and `report=PATH` receives the JSON report. `select`, `ignore`, `strict`,
 `thresholds`, `metrics` and `tensorboard` are `trainguard.watch()`'s. The Trainer has no hook for
 a failed `train()`: after one, call `callback.close()` to remove the guard and write the report.
@@ -69,12 +69,6 @@ class TrainguardCallback(TrainerGuard, _transformers.TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._start_guard(PREVENTED)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._flush_findings()
-
-    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._flush_findings()
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.close()

@@ -18,9 +18,8 @@ from trainguard.report import build_report, sort_findings, summarize
 SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 REPOSITORY_URL = "https://github.com/trainguard/trainguard"
-# Each rule's page as it lies in the repository (trainguard/rules/, the text `trainguard rules` prints).
-DOCS_PATH = "trainguard/rules/{code}.md"
-DOCS_URL = f"{REPOSITORY_URL}/blob/main/{DOCS_PATH}"
+# A rule page in the repository; the path comes from the rule (its catalogue entry).
+REPOSITORY_FILE_URL = REPOSITORY_URL + "/blob/main/{path}"
 
 
 def lint_report(result: LintResult) -> dict[str, Any]:
@@ -58,7 +57,8 @@ def write_sarif(result: LintResult, stream: IO[str]) -> None:
                 "id": rule.code,
                 "name": rule.slug,
                 "shortDescription": {"text": rule.summary},
-                "helpUri": DOCS_URL.format(code=rule.code),
+                "help": {"text": f"Fix: {rule.fix}."},
+                "helpUri": REPOSITORY_FILE_URL.format(path=rule.doc_path),
                 "defaultConfiguration": {"level": SARIF_LEVEL[rule.severity]},
             }
             for rule in rules

@@ -21,8 +21,9 @@ class Reporter:
         self.seen: set[tuple[str, int, int]] = set()
         self.suppressed = 0
 
-    def report(self, code: str, node: ast.AST, message: str, fix: str, evidence: dict[str, Any], severity: Severity | None) -> None:
-        """Record one finding unless disabled, already reported at this place, or silenced by a comment."""
+    def report(self, code: str, node: ast.AST, message: str, evidence: dict[str, Any], severity: Severity | None) -> None:
+        """Record one finding unless disabled, already reported at this place, or silenced by a comment;
+        the fix is the rule's catalogue entry's."""
         if code not in self.enabled:
             return
         line = getattr(node, "lineno", 1)
@@ -46,6 +47,6 @@ class Reporter:
             path=self.path,
             line=line,
             column=column,
-            fix=fix,
+            fix=rule.fix,
             evidence=evidence,
         ))

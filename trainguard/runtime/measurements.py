@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from trainguard.runtime.callsite import Location
-from trainguard.runtime.events import BackwardCall, Evaluated, LossCall, StepMeasured, StepStart
+from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall, StepMeasured, StepStart
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
@@ -114,7 +114,7 @@ class Measurements:
             return
         self.session.emit("measured", StepMeasured(event.index, loss, location, grad_norm, norms, sizes, lr, event.location))
 
-    def on_finish(self, event: None) -> None:
+    def on_finish(self, event: Finish) -> None:
         self._close_evaluation()
 
     def _close_evaluation(self) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainguard.report import json_safe
-from trainguard.runtime.events import Evaluated, StepEnd, StepMeasured
+from trainguard.runtime.events import Evaluated, Finish, StepEnd, StepMeasured
 from trainguard.runtime.measurements import norm_of
 from trainguard.tensorboard import summary_writer
 
@@ -45,17 +45,13 @@ class MetricsStream:
         measured, self._pending = self._pending, None
         if measured is None:
             return
-        if self._before:
-            change = sum(float(norm_of(p.detach() - old)) ** 2 for p, old in self._before)
-            size = sum(float(norm_of(old)) ** 2 for _, old in self._before)
-            measured.update_ratio = math.sqrt(change / size) if size > 0 else None
-            self._before = []
+        update_ratio, self._before = self._update_ratio(), []
         record = {
             "type": "step",
             "step": measured.step,
             "loss": measured.loss,
             "grad_norm": measured.grad_norm,
-            "update_ratio": measured.update_ratio,
+            "update_ratio": update_ratio,
             "lr": measured.lr,
             "layer_grad_norms": measured.layer_norms,
         }
@@ -65,12 +61,20 @@ class MetricsStream:
             if isinstance(value, float) and math.isfinite(value):
                 self._scalar(f"train/{name}", value, measured.step)
 
+    def _update_ratio(self) -> float | None:
+        """How far the step moved the largest parameters, relative to their size (None: not measured)."""
+        if not self._before:
+            return None
+        change = sum(float(norm_of(p.detach() - old)) ** 2 for p, old in self._before)
+        size = sum(float(norm_of(old)) ** 2 for _, old in self._before)
+        return math.sqrt(change / size) if size > 0 else None
+
     def on_evaluated(self, event: Evaluated) -> None:
         self._write({"type": "eval", "evaluation": event.index, "step": event.step, "val_loss": event.loss, "samples": event.samples})
         if math.isfinite(event.loss):
             self._scalar("val/loss", event.loss, event.step)
 
-    def on_finish(self, event: None) -> None:
+    def on_finish(self, event: Finish) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -1,10 +1,15 @@
 """The guard's one installed session: probes turn hooks into events, detectors turn events into
-findings, and the session keeps the findings, contains the guard's own faults and undoes it all."""
+findings, reporters subscribe to the findings, and the session keeps the findings, contains the
+guard's own faults and undoes it all.
+
+`TRAINGUARD_DEBUG=events` traces to stderr every event emitted and the handlers that handled it;
+the choice is made when the session is built, so a session without it pays nothing.
+"""
 
 from __future__ import annotations
 
-import json
 import linecache
+import os
 import sys
 import traceback
 import weakref
@@ -15,9 +20,10 @@ from trainguard.catalogue import RuleSelection
 from trainguard.findings import Finding, Severity
 from trainguard.runtime.api import GuardStop
 from trainguard.runtime.callsite import Location, source_path
-from trainguard.runtime.events import EVENT_NAMES, BackwardCall, ForwardCall
+from trainguard.runtime.events import EVENTS, BackwardCall, ForwardCall, Finish, subscriptions
 from trainguard.runtime.measurements import Measurements
 from trainguard.runtime.metrics_stream import MetricsStream
+from trainguard.runtime.reporters import Reporter, reporters_for
 from trainguard.runtime.thresholds import Thresholds
 from trainguard.suppression import find_suppressions, is_suppressed, statement_lines
 
@@ -28,6 +34,13 @@ from trainguard.suppression import find_suppressions, is_suppressed, statement_l
 DETAILED_STEPS = 20
 DETAILED_EVERY = 50
 
+DEBUG_VARIABLE = "TRAINGUARD_DEBUG"
+
+
+def debug_topics() -> set[str]:
+    """What `TRAINGUARD_DEBUG` (comma-separated, e.g. `events`) asks to trace."""
+    return {topic.strip() for topic in os.environ.get(DEBUG_VARIABLE, "").split(",") if topic.strip()}
+
 
 @dataclass(frozen=True)
 class GuardConfig:
@@ -35,8 +48,7 @@ class GuardConfig:
     strict: bool = False
     echo: bool = True
     rank: int | None = None
-    # `trainguard run` passes a JSON-lines file: each new finding (and each count update at the
-    # end) is appended at once, so the report survives a run that is killed.
+    # `trainguard run` passes a JSON-lines file (reporters.FindingsStream).
     stream_path: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     metrics_path: str | None = None
@@ -103,12 +115,14 @@ class GuardSession:
             components.append(Measurements(self))
         if config.metrics_path or config.tensorboard_dir:
             components.append(MetricsStream(self, config.metrics_path, config.tensorboard_dir))
-        self._handlers: dict[str, list[Callable[[Any], None]]] = {
-            name: [getattr(c, f"on_{name}") for c in components + self.detectors if hasattr(c, f"on_{name}")]
-            for name in EVENT_NAMES
-        }
+        self._handlers: dict[str, list[Callable[[Any], None]]] = {name: [] for name in EVENTS}
+        for subscriber in components + self.detectors:
+            for name, handler in subscriptions(subscriber).items():
+                self._handlers[name].append(handler)
+        self._reporters: list[Reporter] = reporters_for(config)
+        if "events" in debug_topics():
+            self.emit = self._emit_traced  # type: ignore[method-assign]
         self.probes = make_probes(self)
-        self._console: Any = None
 
     # -- life cycle ------------------------------------------------------------------------
     def install(self) -> None:
@@ -124,17 +138,20 @@ class GuardSession:
             return
         self._installed = False
         try:
-            self.emit("finish", None, may_stop=False)
+            self.emit("finish", Finish(), may_stop=False)
         finally:
             for probe in reversed(self.probes):
                 try:
                     probe.uninstall()
                 except Exception as error:  # never leave a half-undone guard unreported
                     self.internal_error(f"uninstall {type(probe).__name__}", error)
-            self._stream_all()
+            findings = self.findings()
+            for reporter in list(self._reporters):
+                self._notify(reporter, "on_finish", findings)
 
     # -- events ----------------------------------------------------------------------------
     def emit(self, name: str, event: Any, may_stop: bool = True) -> None:
+        """Call every handler of the event `name` (declared in events.EVENTS) with `event`."""
         for handler in self._handlers[name]:
             try:
                 handler(event)
@@ -144,6 +161,19 @@ class GuardSession:
             except Exception as error:
                 self.internal_error(f"{type(handler.__self__).__name__}.on_{name}", error)
                 self._handlers[name] = [h for h in self._handlers[name] if h is not handler]
+
+    def _emit_traced(self, name: str, event: Any, may_stop: bool = True) -> None:
+        """`emit`, then a line on stderr: the event and the handlers that handled it."""
+        handlers = self._handlers[name]
+        try:
+            GuardSession.emit(self, name, event, may_stop)
+        finally:
+            kept = self._handlers[name]
+            handled = [
+                f"{type(handler.__self__).__name__}.on_{name}" + ("" if handler in kept else " (failed: now off)")
+                for handler in handlers
+            ]
+            sys.stderr.write(f"trainguard[events]: {name} ({type(event).__name__}) -> {', '.join(handled) or 'no handler'}\n")
 
     def step_finished(self, index: int) -> None:
         """Called by the optimizer probe after every optimizer step."""
@@ -185,10 +215,33 @@ class GuardSession:
             return known
         finding.evidence["count"] = 1
         self._findings[finding.key] = finding
-        self._announce(finding)
-        if self.config.strict and severity is Severity.ERROR:
-            raise GuardStop(finding)
+        stop: GuardStop | None = None
+        for reporter in list(self._reporters):
+            try:
+                self._notify(reporter, "on_finding", finding)
+            except GuardStop as raised:  # every reporter hears of the finding before the run stops
+                stop = stop or raised
+        if stop is not None:
+            raise stop
         return finding
+
+    # -- reporters -------------------------------------------------------------------------
+    def subscribe(self, reporter: Reporter) -> None:
+        """Tell `reporter` of every new finding from now on, of internal errors and of the end."""
+        self._reporters.append(reporter)
+
+    def unsubscribe(self, reporter: Reporter) -> None:
+        self._reporters = [known for known in self._reporters if known is not reporter]
+
+    def _notify(self, reporter: Reporter, method: str, *args: Any) -> None:
+        """Call one reporter; a fault of it is contained, reported once, and ends its subscription."""
+        try:
+            getattr(reporter, method)(*args)
+        except GuardStop:
+            raise
+        except Exception as error:
+            self.unsubscribe(reporter)
+            self.internal_error(f"{type(reporter).__name__}.{method}", error)
 
     def _silenced(self, code: str, location: Location) -> bool:
         if location.path is None or location.line is None:
@@ -217,29 +270,5 @@ class GuardSession:
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         self._internal_errors[where] = detail
         sys.stderr.write(f"trainguard: internal error in {where} (that check is now off; please report it): {detail}\n")
-        self._write_stream({"internal_error": where, "detail": detail, "rank": self.config.rank})
-
-    # -- output ----------------------------------------------------------------------------
-    def _announce(self, finding: Finding) -> None:
-        self._write_stream(finding.to_dict())
-        if self.config.echo:
-            from trainguard.console import format_finding, make_console
-
-            if self._console is None:
-                self._console = make_console(sys.stderr)
-            prefix = "trainguard" if finding.rank is None else f"trainguard[rank {finding.rank}]"
-            self._console.print(f"[bold magenta]{prefix}:[/] ", end="")
-            self._console.print(format_finding(finding), end="")
-
-    def _write_stream(self, record: dict[str, Any]) -> None:
-        if self.config.stream_path is None:
-            return
-        with open(self.config.stream_path, "a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record, default=str) + "\n")
-
-    def _stream_all(self) -> None:
-        """At the end, write every finding again with its final count (the reader keeps the last)."""
-        for finding in self._findings.values():
-            if finding.evidence.get("count", 1) > 1:
-                self._write_stream(finding.to_dict())
-
+        for reporter in list(self._reporters):
+            self._notify(reporter, "on_internal_error", where, detail, self.config.rank)

@@ -19,14 +19,16 @@ if TYPE_CHECKING:
 
 
 class LintRule:
-    """Base of the static rules: knows its codes and fixes, and reports through the file's reporter.
+    """Base of the static rules: knows its codes, and reports through the file's reporter.
+
+    The fix text of each finding is its rule's catalogue entry's (the reporter adds it), the same
+    the runtime guard prints.
 
     A new instance is made for every trace (entry point) of a file, so instance attributes are
     per-trace memory; facts that must survive branches and loops belong in the interpreter's state.
     """
 
     codes: ClassVar[tuple[str, ...]]
-    fixes: ClassVar[dict[str, str]]
 
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
@@ -41,7 +43,7 @@ class LintRule:
         severity: Severity | None = None,
     ) -> None:
         """One finding at `node`; `severity` may only lower the catalogue's default."""
-        self.reporter.report(code, node, message, self.fixes[code], evidence or {}, severity)
+        self.reporter.report(code, node, message, evidence or {}, severity)
 
 
 def load_rules() -> list[type[LintRule]]:

@@ -42,7 +42,6 @@ class AccumulationLossNotScaled(LintRule):
     """TG102: reported at the optimizer step of an accumulation window."""
 
     codes = ("TG102",)
-    fixes = {"TG102": "divide each micro-batch loss by the number of accumulation steps before backward(): (loss / accum_steps).backward()"}
 
     def on_backward(self, event: ev.Backward, ctx: Interpreter) -> None:
         raw = must_all(event.loss, lambda value: isinstance(value, Tensor) and "mean_loss" in value.tags)

@@ -36,10 +36,6 @@ class Checkpoints(LintRule):
     """TG701 at `torch.load(..., weights_only=False)`; TG702 at `torch.save` of a checkpoint dict."""
 
     codes = ("TG701", "TG702")
-    fixes = {
-        "TG701": "pass weights_only=True to torch.load (save plain tensors/dicts so they load that way), or use safetensors",
-        "TG702": "save optimizer.state_dict() (and scheduler/scaler state) in the checkpoint so training resumes exactly",
-    }
 
     def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
         if event.qualname != "torch.load":

@@ -14,7 +14,6 @@ class ClipBeforeUnscale(LintRule):
     """TG104: each scaler is "scaled" after a backward through it, "unscaled" after unscale_/update."""
 
     codes = ("TG104",)
-    fixes = {"TG104": "call scaler.unscale_(optimizer) before clip_grad_norm_/clip_grad_value_"}
 
     def on_backward(self, event: ev.Backward, ctx: Interpreter) -> None:
         found = tensors(event.loss)

@@ -39,10 +39,6 @@ class DataOrder(LintRule):
     """TG501/TG502, decided per trace from the loops that iterate loaders and step optimizers."""
 
     codes = ("TG501", "TG502")
-    fixes = {
-        "TG501": "build the training DataLoader with shuffle=True (or a shuffling sampler)",
-        "TG502": "call sampler.set_epoch(epoch) at the start of every epoch, before iterating the loader",
-    }
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Check the loops of this trace that iterate a DataLoader and step an optimizer."""

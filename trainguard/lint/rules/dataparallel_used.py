@@ -13,7 +13,6 @@ class DataParallelUsed(LintRule):
     """TG802, at the DataParallel call."""
 
     codes = ("TG802",)
-    fixes = {"TG802": "use torch.nn.parallel.DistributedDataParallel, one process per GPU launched with torchrun"}
 
     def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
         if event.qualname in DATA_PARALLEL:

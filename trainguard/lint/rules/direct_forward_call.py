@@ -13,7 +13,6 @@ class DirectForwardCall(LintRule):
     """TG205, at `x.forward(...)` on a model."""
 
     codes = ("TG205",)
-    fixes = {"TG205": "call the module itself: model(x) instead of model.forward(x)"}
 
     def on_method_call(self, event: ev.MethodCall, ctx: Interpreter) -> None:
         if event.method != "forward" or not any(thing.kind == "model" for thing in event.receivers):

@@ -31,7 +31,6 @@ class GraphRetained(LintRule):
     """TG204, at the line that keeps the tensor."""
 
     codes = ("TG204",)
-    fixes = {"TG204": "keep numbers, not graphs: losses.append(loss.item()) / total += loss.item() (or loss.detach())"}
 
     def __init__(self, reporter) -> None:  # type: ignore[no-untyped-def]
         super().__init__(reporter)

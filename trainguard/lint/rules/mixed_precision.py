@@ -29,10 +29,6 @@ class MixedPrecision(LintRule):
     """TG601 at the optimizer step after a float16 forward; TG602 at the deprecated call."""
 
     codes = ("TG601", "TG602")
-    fixes = {
-        "TG601": "use torch.amp.GradScaler('cuda') with float16 autocast (scaler.scale(loss).backward(); scaler.step(opt); scaler.update()), or bfloat16",
-        "TG602": "use torch.amp.autocast(device_type, ...) and torch.amp.GradScaler(device_type)",
-    }
 
     def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
         if event.qualname in DEPRECATED:

@@ -26,11 +26,6 @@ class ModelModes(LintRule):
     """TG201/TG202/TG203, at the forward call."""
 
     codes = ("TG201", "TG202", "TG203")
-    fixes = {
-        "TG201": "call model.eval() before evaluating (and model.train() before training again)",
-        "TG202": "call model.train() at the start of each training epoch (evaluation left the model in eval mode)",
-        "TG203": "wrap evaluation and inference in `with torch.no_grad():` (or torch.inference_mode())",
-    }
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Judge every root forward of the trace by its mode, grad mode and use."""

@@ -40,7 +40,6 @@ class ParamsNotInOptimizer(LintRule):
     """TG105, at the (first) optimizer's construction."""
 
     codes = ("TG105",)
-    fixes = {"TG105": "pass every trained module's parameters to an optimizer (or freeze them with requires_grad_(False))"}
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Compare the models trained in this trace with the optimizers' parameter sources."""

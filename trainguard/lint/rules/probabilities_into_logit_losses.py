@@ -24,10 +24,6 @@ class ProbabilitiesIntoLogitLosses(LintRule):
     """TG302/TG303, at the loss call."""
 
     codes = ("TG302", "TG303")
-    fixes = {
-        "TG302": "pass the logits (the output before softmax) to cross_entropy / CrossEntropyLoss",
-        "TG303": "pass the logits (before sigmoid) to BCEWithLogitsLoss, or use BCELoss on probabilities",
-    }
 
     def on_loss_call(self, event: ev.LossCall, ctx: Interpreter) -> None:
         if event.family == "cross_entropy" and _made_by(event.prediction, "softmax"):

@@ -15,7 +15,6 @@ class RetainGraphInLoop(LintRule):
     """TG111, at the backward call."""
 
     codes = ("TG111",)
-    fixes = {"TG111": "drop retain_graph=True, or let the last backward of each step free the graph; detach state carried across steps (e.g. RNN hidden state)"}
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Report backward(retain_graph=True) calls of training loops whose every backward retains."""

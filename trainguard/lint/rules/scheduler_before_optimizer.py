@@ -42,7 +42,6 @@ class SchedulerBeforeOptimizer(LintRule):
     """TG110, at the scheduler's step."""
 
     codes = ("TG110",)
-    fixes = {"TG110": "call scheduler.step() after optimizer.step() (per batch after the step, or per epoch after the batch loop)"}
 
     def __init__(self, reporter) -> None:  # type: ignore[no-untyped-def]
         super().__init__(reporter)

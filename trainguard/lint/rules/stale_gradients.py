@@ -45,7 +45,6 @@ class StaleGradients(LintRule):
     """TG101, at the optimizer step."""
 
     codes = ("TG101",)
-    fixes = {"TG101": "call optimizer.zero_grad() once per optimizer step (or model.zero_grad(), or set p.grad = None)"}
 
     def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
         if event.thing.kind == "optimizer":

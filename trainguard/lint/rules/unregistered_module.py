@@ -28,7 +28,6 @@ class UnregisteredModule(LintRule):
     """TG301, at the statement that puts layers into the container."""
 
     codes = ("TG301",)
-    fixes = {"TG301": "hold layers in nn.ModuleList / nn.ModuleDict (parameters in nn.ParameterList / nn.ParameterDict)"}
 
     def check_script(self, script: Script) -> None:
         """Check every nn.Module class of the file."""

@@ -11,6 +11,7 @@ from trainguard.catalogue import get_rule
 from trainguard.findings import Finding, Severity
 from trainguard.plugins import subclasses_in
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.events import subscribed_events
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
@@ -19,11 +20,12 @@ if TYPE_CHECKING:
 class Detector:
     """Base of the runtime rules: knows its catalogue entry and how to report a finding.
 
-    Subclasses set `code` and `fix`, and define `on_<event>` methods (see runtime.events).
+    Subclasses set `code` and define `on_<event>` methods (see runtime.events). Everything else
+    about the rule, its fix text included, comes from its catalogue entry (`self.rule`), so that
+    the runtime and lint faces print the same fix.
     """
 
     code: ClassVar[str]
-    fix: ClassVar[str]
 
     def __init__(self, session: GuardSession) -> None:
         self.session = session
@@ -37,7 +39,6 @@ class Detector:
         evidence: dict[str, Any] | None = None,
         step: int | None = None,
         severity: Severity | None = None,
-        fix: str | None = None,
     ) -> Finding | None:
         """Report a finding of this rule (None: silenced by an ignore comment on its line)."""
         return self.session.report(
@@ -46,12 +47,16 @@ class Detector:
             severity or self.rule.severity,
             message,
             location,
-            fix or self.fix,
+            self.rule.fix,
             evidence,
             step,
         )
 
 
 def load_detectors() -> list[type[Detector]]:
-    """Every Detector subclass defined in this package's modules."""
-    return sorted(subclasses_in(__name__, __path__, Detector, "code"), key=lambda cls: cls.code)
+    """Every Detector subclass defined in this package's modules, its subscriptions checked: an
+    `on_<name>` method for an event that does not exist raises events.UnknownEventError."""
+    detectors = sorted(subclasses_in(__name__, __path__, Detector, "code"), key=lambda cls: cls.code)
+    for detector in detectors:
+        subscribed_events(detector)
+    return detectors

@@ -8,7 +8,6 @@ from trainguard.runtime.events import StepStart
 
 class AccumulationLossNotScaled(Detector):
     code = "TG102"
-    fix = "divide each micro-batch loss by the number of micro-batches in the window: (loss / accumulation_steps).backward()"
 
     def on_step_start(self, event: StepStart) -> None:
         window = self.session.window

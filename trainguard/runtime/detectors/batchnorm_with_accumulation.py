@@ -8,10 +8,6 @@ from trainguard.runtime.events import StepStart
 
 class BatchNormWithAccumulation(Detector):
     code = "TG103"
-    fix = (
-        "use a larger micro-batch, or replace BatchNorm with GroupNorm/LayerNorm when accumulating; "
-        "at least keep the micro-batch large enough for stable statistics"
-    )
 
     def on_step_start(self, event: StepStart) -> None:
         window = self.session.window

@@ -8,7 +8,6 @@ from trainguard.runtime.events import ClipCall
 
 class ClipBeforeUnscale(Detector):
     code = "TG104"
-    fix = "call scaler.unscale_(optimizer) before clip_grad_norm_/clip_grad_value_"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

@@ -35,10 +35,6 @@ def checksums(params: list[torch.Tensor]) -> list[int]:
 
 class DdpDesync(Detector):
     code = "TG801"
-    fix = (
-        "make every rank start from the same weights (build the model with the same seed, or load the checkpoint "
-        "before wrapping in DDP, which broadcasts rank 0's parameters) and never modify parameters on one rank only"
-    )
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

@@ -30,7 +30,6 @@ class _FirstTrainingForward(Detector):
 
 class DataParallelUsed(_FirstTrainingForward):
     code = "TG802"
-    fix = "use DistributedDataParallel launched with torchrun (one process per GPU) instead of nn.DataParallel"
 
     def judge(self, event: ForwardCall, module: nn.Module) -> None:
         if isinstance(module, nn.DataParallel):
@@ -44,7 +43,6 @@ class DataParallelUsed(_FirstTrainingForward):
 
 class BatchNormWithoutSyncBN(_FirstTrainingForward):
     code = "TG803"
-    fix = "convert the model before wrapping it: model = nn.SyncBatchNorm.convert_sync_batchnorm(model), then DDP(model)"
 
     def judge(self, event: ForwardCall, module: nn.Module) -> None:
         if not isinstance(module, DistributedDataParallel) or not dist.is_initialized() or dist.get_world_size() < 2:

@@ -10,7 +10,6 @@ from trainguard.runtime.events import StepStart
 
 class Fp16WithoutGradScaler(Detector):
     code = "TG601"
-    fix = "use torch.amp.GradScaler: scaler.scale(loss).backward(); scaler.step(optimizer); scaler.update() (or train in bfloat16)"
 
     def on_step_start(self, event: StepStart) -> None:
         window = self.session.window

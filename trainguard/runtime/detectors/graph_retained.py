@@ -35,7 +35,6 @@ class _GraphAlive:
 
 class GraphRetained(Detector):
     code = "TG204"
-    fix = "keep numbers, not tensors: losses.append(loss.item()), total += loss.item(), outputs.append(out.detach())"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

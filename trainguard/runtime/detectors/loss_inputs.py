@@ -37,7 +37,6 @@ def producer(tensor: torch.Tensor) -> str | None:
 
 class SoftmaxBeforeCrossEntropy(Detector):
     code = "TG302"
-    fix = "pass the raw logits to CrossEntropyLoss (it applies log_softmax itself); keep softmax for metrics/predictions"
 
     def on_loss(self, event: LossCall) -> None:
         if event.name != "cross_entropy":
@@ -57,13 +56,11 @@ class SoftmaxBeforeCrossEntropy(Detector):
                 event.location,
                 evidence={"input_produced_by": made_by},
                 severity=Severity.INFO,
-                fix="pass the raw logits to CrossEntropyLoss, or use nll_loss on log_softmax output",
             )
 
 
 class SigmoidBeforeBCEWithLogits(Detector):
     code = "TG303"
-    fix = "pass the raw logits to BCEWithLogitsLoss (it applies the sigmoid itself), or use BCELoss on probabilities"
 
     def on_loss(self, event: LossCall) -> None:
         if event.name == "binary_cross_entropy_with_logits" and producer(event.input) == "SigmoidBackward0":
@@ -77,7 +74,6 @@ class SigmoidBeforeBCEWithLogits(Detector):
 
 class LossShapeBroadcast(Detector):
     code = "TG304"
-    fix = "make input and target the same shape, e.g. loss_fn(output.squeeze(-1), target) or target.view_as(output)"
 
     def on_loss(self, event: LossCall) -> None:
         target = event.target
@@ -95,7 +91,6 @@ class LossShapeBroadcast(Detector):
 
 class RegressionLossOnClassLabels(Detector):
     code = "TG305"
-    fix = "for class labels use CrossEntropyLoss on logits with shape [N, C]; use MSE/L1 only for real-valued targets"
 
     def on_loss(self, event: LossCall) -> None:
         target: Any = event.target

@@ -21,10 +21,6 @@ from trainguard.runtime.measurements import finite, first_nonfinite
 
 class NonFiniteLoss(Detector):
     code = "TG306"
-    fix = (
-        "lower the learning rate (or add warm-up), clip gradients, check the inputs and the loss for "
-        "log(0)/division by zero; with fp16 use a GradScaler. `trainguard run --strict` stops at once"
-    )
 
     def on_measured(self, event: StepMeasured) -> None:
         if event.loss is None or math.isfinite(event.loss):
@@ -48,7 +44,6 @@ class NonFiniteLoss(Detector):
 
 class NonFiniteInputs(Detector):
     code = "TG503"
-    fix = "find the NaN/Inf in the data (missing values, division by zero in preprocessing) and clean or impute it; check `torch.isfinite(x).all()` in the dataset"
 
     def on_measured(self, event: StepMeasured) -> None:
         # Inputs are read when the loss went non-finite (the likely cause) and in detailed windows.
@@ -70,7 +65,6 @@ class NonFiniteInputs(Detector):
 
 class NonFiniteGradients(Detector):
     code = "TG107"
-    fix = "lower the learning rate, clip gradients (after scaler.unscale_), look for log(0), sqrt(0) or division by ~0 in the model and the loss"
 
     def on_measured(self, event: StepMeasured) -> None:
         if not event.layer_norms or (event.loss is not None and not math.isfinite(event.loss)):
@@ -128,7 +122,6 @@ def loss_jumped(loss: float | None, before: float | None) -> bool:
 
 class ExplodingGradients(Detector):
     code = "TG108"
-    fix = "clip gradients (torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0), after scaler.unscale_), lower the learning rate or add warm-up"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)
@@ -260,7 +253,6 @@ class ExplodingGradients(Detector):
 
 class VanishingGradients(Detector):
     code = "TG109"
-    fix = "check for saturated activations (sigmoid/tanh), dead ReLUs, a too-small init or learning rate, a .detach() or a missing residual/normalisation"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)
@@ -293,7 +285,6 @@ class VanishingGradients(Detector):
 
 class LossNotDecreasing(Detector):
     code = "TG402"
-    fix = "overfit one small batch first; check the learning rate, that the optimizer holds the model's parameters, that zero_grad/step run, and that targets match the outputs"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

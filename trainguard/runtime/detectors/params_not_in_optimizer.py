@@ -8,10 +8,6 @@ from trainguard.runtime.events import StepStart
 
 class ParamsNotInOptimizer(Detector):
     code = "TG105"
-    fix = (
-        "pass every trainable parameter to an optimizer (e.g. optimizer = AdamW(model.parameters())), "
-        "or set requires_grad=False on parameters you freeze on purpose"
-    )
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

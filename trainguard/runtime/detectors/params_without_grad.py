@@ -12,10 +12,6 @@ JUDGED_AT_STEP = 2  # a parameter without a gradient at each of the first 3 step
 
 class ParamsWithoutGrad(Detector):
     code = "TG106"
-    fix = (
-        "remove the parameters from the optimizer (or the layer from the model) if it is unused, "
-        "or make sure the forward pass uses it (a branch never taken, a .detach(), a layer never called)"
-    )
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

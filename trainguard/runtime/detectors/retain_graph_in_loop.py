@@ -8,10 +8,6 @@ from trainguard.runtime.events import StepStart
 
 class RetainGraphInLoop(Detector):
     code = "TG111"
-    fix = (
-        "drop retain_graph=True; if a graph must be reused within a step, keep retain_graph only on "
-        "all but the last backward, and detach tensors (e.g. hidden states) carried across steps"
-    )
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

@@ -14,7 +14,6 @@ from trainguard.runtime.events import LoaderIterated
 
 class SamplerEpochNotSet(Detector):
     code = "TG502"
-    fix = "call sampler.set_epoch(epoch) at the start of every epoch, before iterating the loader"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

@@ -8,7 +8,6 @@ from trainguard.runtime.events import SchedulerStep
 
 class SchedulerBeforeOptimizer(Detector):
     code = "TG110"
-    fix = "call scheduler.step() after optimizer.step() (per batch, or once per epoch after the batch loop)"
 
     def on_scheduler_step(self, event: SchedulerStep) -> None:
         if not event.optimizer_stepped:

@@ -8,7 +8,6 @@ from trainguard.runtime.events import StepStart
 
 class StaleGradients(Detector):
     code = "TG101"
-    fix = "call optimizer.zero_grad() (or model.zero_grad()) once per optimizer step, before backward()"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

@@ -11,7 +11,6 @@ from trainguard.runtime.events import LoaderBatch, StepStart
 
 class TrainLoaderNotShuffled(Detector):
     code = "TG501"
-    fix = "create the training DataLoader with shuffle=True (or a DistributedSampler with shuffle=True); keep validation unshuffled"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

@@ -8,10 +8,11 @@ from trainguard.runtime.events import HiddenModuleCall
 
 class UnregisteredModule(Detector):
     code = "TG301"
-    fix = "hold sub-modules in nn.ModuleList / nn.ModuleDict / nn.Sequential (or as attributes), not in plain lists, dicts or tuples"
 
     def on_hidden_module(self, event: HiddenModuleCall) -> None:
         values = sum(p.numel() for p in event.module.parameters() if p.requires_grad)
+        if values == 0:  # a frozen (or parameter-free) helper loses nothing by being unregistered
+            return
         self.report(
             f"{type(event.module).__name__} ({values:,} trainable values) runs inside "
             f"{event.root.name}.forward but is not registered in it: model.parameters(), .to(device), "

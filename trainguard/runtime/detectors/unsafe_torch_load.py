@@ -18,7 +18,6 @@ def _default_is_weights_only() -> bool:
 
 class UnsafeTorchLoad(Detector):
     code = "TG701"
-    fix = "torch.load(path, weights_only=True); save tensors and plain containers only (or use safetensors)"
 
     def on_torch_load(self, event: TorchLoad) -> None:
         if event.weights_only is True or (event.weights_only is None and _default_is_weights_only()):

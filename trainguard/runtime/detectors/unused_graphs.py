@@ -54,7 +54,6 @@ class _ForwardJudge(Detector):
 
 class EvalModeMissing(_ForwardJudge):
     code = "TG201"
-    fix = "call model.eval() before evaluation (and model.train() before training resumes)"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)
@@ -107,7 +106,6 @@ class EvalModeMissing(_ForwardJudge):
 
 class NoGradMissing(_ForwardJudge):
     code = "TG203"
-    fix = "wrap evaluation and inference in `with torch.no_grad():` (or torch.inference_mode())"
 
     def unused(self, call: ForwardCall, layers: list[str]) -> None:
         self.report(
@@ -121,7 +119,6 @@ class NoGradMissing(_ForwardJudge):
 
 class TrainModeMissing(Detector):
     code = "TG202"
-    fix = "call model.train() before the training loop (and again after each evaluation)"
 
     def on_step_start(self, event: StepStart) -> None:
         for call in self.session.window.forwards:

@@ -37,7 +37,6 @@ def describe_units(event: Evaluated) -> str:
 
 class ValLossDivergence(Detector):
     code = "TG401"
-    fix = "stop early and keep the best checkpoint; add regularisation (weight decay, dropout, augmentation) or lower the learning rate"
 
     def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(session)

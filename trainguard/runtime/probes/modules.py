@@ -252,8 +252,7 @@ class ModuleProbe:
         if id(module) in root.registered:
             return
         self._hidden_seen.add(id(module))
-        if any(p.requires_grad for p in module.parameters()):
-            self.session.emit("hidden_module", HiddenModuleCall(root, module, user_location()))
+        self.session.emit("hidden_module", HiddenModuleCall(root, module, user_location()))
 
     # -- root calls (always) -------------------------------------------------------------
     def _root_call(self, module: nn.Module, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
