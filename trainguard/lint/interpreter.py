@@ -605,7 +605,8 @@ class Interpreter:
             elif callee.kind in ("model", "layer"):
                 results |= self.forward(node, callee, args)
             elif callee.kind == "loss_fn":
-                results |= self.loss(node, callee.facts["family"], callee.facts.get("reduction"), args)
+                loss_args = [args[0], args[1] if len(args) > 1 else kwargs.get("target", frozenset()), *args[2:]] if args else args
+                results |= self.loss(node, callee.facts["family"], callee.facts.get("reduction"), loss_args)
             else:
                 results |= self.opaque(node, args, kwargs)
         return frozenset(results) or unknown()
@@ -779,7 +780,8 @@ class Interpreter:
     def _torch_function(self, node: ast.Call, function: str, args: list[frozenset], kwargs: dict[str, frozenset]) -> frozenset:
         first = args[0] if args else kwargs.get("input", unknown())
         if function in LOSS_FUNCTIONS:
-            return self.loss(node, LOSS_FUNCTIONS[function], _literal(_keyword(node, "reduction")) or "mean", [first, *args[1:]])
+            target = args[1] if len(args) > 1 else kwargs.get("target", frozenset())
+            return self.loss(node, LOSS_FUNCTIONS[function], _literal(_keyword(node, "reduction")) or "mean", [first, target, *args[2:]])
         if function in ("softmax", "log_softmax", "sigmoid"):
             return frozenset((_tagged(first, function),))
         if function == "log" and tensors(first):
@@ -1009,7 +1011,7 @@ class Interpreter:
     def loss(self, node: ast.Call, family: str, reduction: Any, args: list[frozenset]) -> frozenset:
         """A loss function applied: a LossCall event and a loss tensor (tagged when mean-reduced)."""
         prediction = args[0] if args else unknown()
-        self.emit("loss_call", ev.LossCall(node, family, prediction))
+        self.emit("loss_call", ev.LossCall(node, family, prediction, args[1] if len(args) > 1 else frozenset()))
         inputs = merge_tensors(frozenset().union(*args)) if args else Tensor()
         tags = frozenset(("mean_loss",)) if reduction == "mean" else frozenset()
         return frozenset((Tensor(tags, inputs.origins, inputs.graph),))

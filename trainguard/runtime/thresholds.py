@@ -40,6 +40,10 @@ class Thresholds:
     # rank 0 waits at most `desync_timeout` seconds for the other ranks' checksums.
     desync_every: int = 50
     desync_timeout: float = 5.0
+    # TG703: a load_state_dict(strict=False) is reported when the keys it loaded are under this
+    # fraction of the model's keys (or of the checkpoint's, when the checkpoint is the smaller):
+    # a backbone loaded into a model with a new head misses a few keys, a prefix mismatch all.
+    state_dict_min_loaded: float = 0.5
 
     @classmethod
     def build(cls, values: Mapping[str, Any] | None = None) -> Thresholds:
