@@ -146,6 +146,22 @@ class TorchLoad:
     location: Location
 
 
+@dataclass(frozen=True, slots=True)
+class StateDictLoad:
+    """`module.load_state_dict(state_dict, strict=False)` returned: how many of its keys matched.
+
+    `loaded` keys of the state dict matched the module's; `missing` of the module's keys and
+    `unexpected` of the state dict's did not (a few of each, as examples, in `examples`).
+    """
+
+    module: str
+    loaded: int
+    missing: int
+    unexpected: int
+    examples: dict[str, list[str]]
+    location: Location
+
+
 @dataclass(slots=True)
 class LoaderBatch:
     """A batch drawn from a DataLoader; `location` is where the loader was iterated."""
@@ -213,6 +229,7 @@ EVENTS: dict[str, type] = {
     "clip": ClipCall,
     "scheduler_step": SchedulerStep,
     "torch_load": TorchLoad,
+    "state_dict_load": StateDictLoad,
     "loader_batch": LoaderBatch,
     "loader_iter": LoaderIterated,
     "measured": StepMeasured,
