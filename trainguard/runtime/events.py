@@ -61,6 +61,16 @@ class ForwardCall:
     inputs: list[weakref.ref]
 
 
+@dataclass(slots=True)
+class ModeSet:
+    """`module.train(mode)` ran (also through `eval()`, which calls `train(False)`): the outermost
+    call only, not its recursion into the submodules. Emitted after the call returned."""
+
+    module: torch.nn.Module
+    mode: bool
+    location: Location
+
+
 @dataclass(frozen=True, slots=True)
 class HiddenModuleCall:
     """A module with parameters called inside a root's forward but not registered in it (once per module)."""
@@ -222,6 +232,7 @@ class Finish:
 EVENTS: dict[str, type] = {
     "forward": ForwardCall,
     "hidden_module": HiddenModuleCall,
+    "mode_set": ModeSet,
     "loss": LossCall,
     "backward": BackwardCall,
     "step_start": StepStart,
@@ -237,7 +248,7 @@ EVENTS: dict[str, type] = {
     "finish": Finish,
 }
 
-PER_STEP = frozenset({"forward", "loss", "backward", "step_start", "step_end", "clip", "scheduler_step", "loader_batch", "measured"})
+PER_STEP = frozenset({"forward", "mode_set", "loss", "backward", "step_start", "step_end", "clip", "scheduler_step", "loader_batch", "measured"})
 
 HANDLER_PREFIX = "on_"
 

@@ -8,6 +8,8 @@ module's own forward hooks: those live in the user's object, so `copy.deepcopy`,
 `torch.save` and `torch.jit.script` of a watched model would copy, save or compile the guard with
 it. The class wrapper costs one dictionary look-up per call of a module of that class, and the
 guard's state stays in its own tables, keyed by module id and dropped when the module dies.
+`nn.Module.train` is wrapped (a class attribute, like `__call__`) to report mode changes: there
+is no hook for them, and a user's override of `train()` reaches it through `super().train()`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
-from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ReachFlag
+from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ModeSet, ReachFlag
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
@@ -115,11 +117,13 @@ class ModuleProbe:
         self._active = False
         self._compiled_patched = False
         self._in_compiled_call = 0
+        self._train_depth = 0  # nesting of nn.Module.train calls: only the outermost is reported
 
     # -- install -------------------------------------------------------------------------
     def install(self) -> None:
         self._active = True
         self._set_global_hooks(True)
+        self._patches.replace(nn.Module, "train", self._wrap_train)
         # torch.compile'd modules warn when global module hooks exist; their class is patched
         # when torch._dynamo is loaded (importing it just for this would cost ~1 s).
         if "torch._dynamo.eval_frame" in sys.modules:
@@ -149,6 +153,24 @@ class ModuleProbe:
             if self._unwatched_call is not None:  # its call ends unseen (a compiled call began inside it)
                 self._unwatched_call = None
                 self._root_depth = max(self._root_depth - 1, 0)
+
+    def _wrap_train(self, original: Any) -> Any:
+        probe = self
+
+        def train(module: nn.Module, mode: bool = True) -> Any:
+            probe._train_depth += 1
+            try:
+                result = original(module, mode)
+            finally:
+                probe._train_depth -= 1
+            if not probe._train_depth:
+                try:
+                    probe.session.emit("mode_set", ModeSet(module, bool(mode), user_location()))
+                except Exception as error:
+                    probe.session.internal_error("module probe", error)
+            return result
+
+        return train
 
     def _wrap_compile(self, original: Any) -> Any:
         probe = self
