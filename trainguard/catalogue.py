@@ -158,9 +158,10 @@ RULES: tuple[Rule, ...] = (
         fix="call the module itself: model(x) instead of model.forward(x)",
     ),
     Rule(
-        "TG206", "dropout-active-in-eval", W, "lint",
+        "TG206", "dropout-active-in-eval", W, "both",
         summary="dropout still applied while the module is in eval mode (`F.dropout` without `training=self.training`, attention `dropout_p` not gated)",
         fix="pass training=self.training to F.dropout (or use an nn.Dropout layer) and gate attention dropout with dropout_p=self.p if self.training else 0.0",
+        seen_when="one of a model's first eval-mode calls in a sampled step window",
     ),
     Rule(
         "TG207", "frozen-batchnorm-updating", W, "run",

@@ -72,6 +72,18 @@ class ModeSet:
 
 
 @dataclass(frozen=True, slots=True)
+class DropoutInEval:
+    """A dropout op that drops units (`F.dropout` with p > 0 and training=True, attention with
+    `dropout_p` > 0) ran inside a module in eval mode; seen in the first few eval-mode calls of
+    each model in detailed windows. `module` is the class name of the innermost module."""
+
+    module: str
+    function: str
+    p: float
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
 class HiddenModuleCall:
     """A module with parameters called inside a root's forward but not registered in it (once per module)."""
 
@@ -233,6 +245,7 @@ EVENTS: dict[str, type] = {
     "forward": ForwardCall,
     "hidden_module": HiddenModuleCall,
     "mode_set": ModeSet,
+    "dropout_in_eval": DropoutInEval,
     "loss": LossCall,
     "backward": BackwardCall,
     "step_start": StepStart,

@@ -10,6 +10,8 @@ it. The class wrapper costs one dictionary look-up per call of a module of that 
 guard's state stays in its own tables, keyed by module id and dropped when the module dies.
 `nn.Module.train` is wrapped (a class attribute, like `__call__`) to report mode changes: there
 is no hook for them, and a user's override of `train()` reaches it through `super().train()`.
+The first few eval-mode calls of each model in detailed windows run under the dropout watch
+(probes/dropout_in_eval.py).
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from torch.utils.hooks import RemovableHandle
 from trainguard.runtime.callsite import user_location
 from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ModeSet, ReachFlag
 from trainguard.runtime.probes import Patches
+from trainguard.runtime.probes.dropout_in_eval import DropoutWatch
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
 
 _MAX_OUTPUTS = 8
 _MAX_INPUTS = 4
+_DROPOUT_WATCHED_CALLS = 3  # eval-mode calls per model run under the dropout watch
 
 
 class RootModule:
@@ -118,6 +122,7 @@ class ModuleProbe:
         self._compiled_patched = False
         self._in_compiled_call = 0
         self._train_depth = 0  # nesting of nn.Module.train calls: only the outermost is reported
+        self._dropout_watched: dict[int, int] = {}  # model id -> eval-mode calls watched
 
     # -- install -------------------------------------------------------------------------
     def install(self) -> None:
@@ -283,12 +288,32 @@ class ModuleProbe:
         if self.session.detailed and not self._global_handles and self._root_depth == 1 and not self._in_compiled_call:
             self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
         try:
-            output = call(*args, **kwargs)
+            if self._watch_dropout(module):
+                with DropoutWatch(self.session, self._innermost):
+                    output = call(*args, **kwargs)
+            else:
+                output = call(*args, **kwargs)
         except BaseException:
             self._root_depth = max(self._root_depth - 1, 0)
             raise
         self._root_finished(module, args, output)
         return output
+
+    def _watch_dropout(self, module: nn.Module) -> bool:
+        """Run this call under the dropout watch: one of a model's first eval-mode calls, in a
+        detailed window (the module stack is known), outside compiled calls."""
+        if module.training or self._root_depth != 1 or self._in_compiled_call or not self._global_handles:
+            return False
+        if not self.session.detailed or not self.session.handles("dropout_in_eval"):
+            return False
+        watched = self._dropout_watched.get(id(module), 0)
+        if watched >= _DROPOUT_WATCHED_CALLS:
+            return False
+        self._dropout_watched[id(module)] = watched + 1
+        return True
+
+    def _innermost(self) -> nn.Module | None:
+        return self._stack[-1] if self._stack else None
 
     def _root_finished(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._root_depth = max(self._root_depth - 1, 0)
