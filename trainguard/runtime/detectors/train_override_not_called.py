@@ -5,26 +5,30 @@ eval mode) never happened.
 `nn.Module.__init__` sets `training = True` without calling `train()`, so a model trained without
 calling it works, only without its override. The module probe reports every outermost
 `train()` / `eval()` call; the verdict is made at the first optimizer step that a forward of the
-model reached in train mode. An override is a `train` defined by a class outside PyTorch (the
-model's, or the one inside a DistributedDataParallel / torch.compile wrapper). It counts as run
-when `train()` or `eval()` ran on the model or on one of its submodules (an override that does
-not call `super().train()` still sets its children's modes). Calls made before the guard was
-installed are not seen: with `trainguard.watch()`, watch before building the model.
+model reached in train mode. An override is a `train` defined in the user's own files (not in an
+installed package), by the model's class or the one inside a DistributedDataParallel /
+torch.compile wrapper. It counts as run when `train()` or `eval()` ran on the model or on one of
+its submodules (an override that does not call `super().train()` still sets its children's
+modes). Calls made before the guard was installed are not seen: with `trainguard.watch()`, watch
+before building the model.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from trainguard.runtime.callsite import is_user_file
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ModeSet, StepStart
 
 
 def _override_owner(module: nn.Module) -> type | None:
-    """The class outside PyTorch that defines the `train()` this module runs, if any."""
+    """The user's class that defines the `train()` this module runs, if any: installed
+    libraries' overrides (transformers' recasts kernels, DDP's) do not depend on being called."""
     for owner in type(module).__mro__:
         if "train" in owner.__dict__:
-            return None if owner.__module__.split(".", 1)[0] == "torch" else owner
+            code = getattr(owner.__dict__["train"], "__code__", None)
+            return owner if code is not None and is_user_file(code.co_filename) else None
     return None
 
 
