@@ -30,6 +30,7 @@ from trainguard.lint.vocabulary import (
     LOSS_CLASSES,
     LOSS_FUNCTIONS,
     MAP_STYLE_DATASETS,
+    NO_GRAPH_RESULTS,
     PARAMETER_LAYERS,
     SHAPE_METHODS,
     TORCHVISION_MODE_DEPENDENT,
@@ -784,6 +785,9 @@ class Interpreter:
             return self.loss(node, LOSS_FUNCTIONS[function], _literal(_keyword(node, "reduction")) or "mean", [first, target, *args[2:]])
         if function in ("softmax", "log_softmax", "sigmoid"):
             return frozenset((_tagged(first, function),))
+        if function in NO_GRAPH_RESULTS:
+            made_from = merge_tensors(frozenset().union(*args, *kwargs.values()))
+            return frozenset((Tensor(frozenset(), made_from.origins, False),))
         if function == "log" and tensors(first):
             return frozenset((_tagged(first, "log_softmax") if _must_tag(first, "softmax") else merge_tensors(first),))
         if function in ("load",):
@@ -963,6 +967,8 @@ class Interpreter:
             return frozenset((Tensor(tensor.tags, tensor.origins, False),)) if method in ("detach", "detach_", "data") else unknown()
         if method in SHAPE_METHODS:
             return frozenset((tensor,))
+        if method in NO_GRAPH_RESULTS:
+            return frozenset((Tensor(frozenset(), tensor.origins, False),))
         if method in ("softmax", "log_softmax", "sigmoid"):
             return frozenset((_tagged(frozenset((tensor,)), method),))
         if method == "log" and "softmax" in tensor.tags:

@@ -5,7 +5,10 @@ At a training forward (train mode, gradients on, in a detailed window) the model
 layers are looked at: in train mode, tracking running statistics, with affine parameters that
 all have `requires_grad=False`. The verdict waits for the optimizer step, and only forwards that
 the step's backward reached count: a frozen teacher or a recalibration pass is not training.
-Layers without affine parameters (`affine=False`) are left alone: nothing says they are frozen.
+The model must also have trainable parameters of its own: a GAN discriminator frozen as a whole
+while the generator's loss passes through it (its BatchNorm in train mode, as in pix2pix and
+CycleGAN) is left alone. Layers without affine parameters (`affine=False`) are left alone too:
+nothing says they are frozen.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ class FrozenBatchnormUpdating(Detector):
             for name, module in event.root.mode_dependent
             if isinstance(module, _BatchNorm) and _frozen_and_updating(module)
         ]
-        if layers:
+        model = event.root.module
+        # A model frozen as a whole for this step (a GAN's discriminator during the generator's
+        # step, its BatchNorm still in train mode) is not being fine-tuned around frozen layers.
+        if layers and model is not None and any(p.requires_grad for p in model.parameters()):
             self._candidates.append((event, layers))
 
     def on_step_start(self, event: StepStart) -> None:
