@@ -1,43 +1,22 @@
-"""TG601 fp16-without-grad-scaler and TG602 deprecated-amp-api.
-
-TG601: a model trained (its output reaches backward()) under float16 autocast, or with float16
-parameters (`model.half()`), and no enabled GradScaler: small gradients underflow to zero in
-float16. bfloat16 needs no scaler. A scaler made where the linter cannot see it (GradScaler is
-named in the file but not created in this code path) keeps the rule silent. Reported at the
-optimizer step that follows.
-TG602: `torch.cuda.amp.autocast` / `GradScaler` (and the CPU ones) are deprecated aliases.
+"""TG601 fp16-without-grad-scaler: a model trained (its output reaches backward()) under float16
+autocast, or with float16 parameters (`model.half()`), and no enabled GradScaler: small gradients
+underflow to zero in float16. bfloat16 needs no scaler. A scaler made where the linter cannot see
+it (GradScaler is named in the file but not created in this code path) keeps the rule silent.
+Reported at the optimizer step that follows.
 """
 
 from __future__ import annotations
 
-from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 
 FP16 = frozenset(("float16",))
-DEPRECATED = {
-    "torch.cuda.amp.autocast": 'torch.amp.autocast("cuda", ...)',
-    "torch.cuda.amp.GradScaler": 'torch.amp.GradScaler("cuda", ...)',
-    "torch.cpu.amp.autocast": 'torch.amp.autocast("cpu", ...)',
-    "torch.cpu.amp.GradScaler": 'torch.amp.GradScaler("cpu", ...)',
-    "torch.cuda.amp.custom_fwd": 'torch.amp.custom_fwd(device_type="cuda")',
-    "torch.cuda.amp.custom_bwd": 'torch.amp.custom_bwd(device_type="cuda")',
-}
 
 
-class MixedPrecision(LintRule):
-    """TG601 at the optimizer step after a float16 forward; TG602 at the deprecated call."""
+class Fp16WithoutGradScaler(LintRule):
+    """TG601 at the optimizer step after a float16 forward."""
 
-    codes = ("TG601", "TG602")
-
-    def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
-        if event.qualname in DEPRECATED:
-            self.report(
-                "TG602",
-                event.node,
-                f"{event.qualname} is deprecated: use {DEPRECATED[event.qualname]}",
-                evidence={"api": event.qualname},
-            )
+    codes = ("TG601",)
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Report the first optimizer step after a backpropagated float16 forward, if no scaler is enabled."""
