@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from trainguard.runtime.detectors import Detector
-from trainguard.runtime.detectors.loss_inputs import producer
+from trainguard.runtime.detectors.probabilities_into_logit_losses import producer
 from trainguard.runtime.events import LossCall
 
 # A loss this far below 0 cannot come from log-probabilities, whatever the rounding.
