@@ -168,7 +168,7 @@ class ModuleProbe:
                 result = original(module, mode)
             finally:
                 probe._train_depth -= 1
-            if not probe._train_depth:
+            if not probe._train_depth and probe.session.handles("mode_set"):
                 try:
                     probe.session.emit("mode_set", ModeSet(module, bool(mode), user_location()))
                 except Exception as error:
