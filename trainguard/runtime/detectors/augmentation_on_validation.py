@@ -1,0 +1,103 @@
+"""TG505 augmentation-on-validation: random transforms applied to evaluation data.
+
+An evaluation loader's batches carry their dataset indices (the data probe reads them from the
+sampler). On its dataset's first evaluation pass the detector fingerprints each sample it meets
+(at most `MAX_SAMPLES`); on later passes it fingerprints only the batches holding samples it
+knows, and reports the first sample whose bits differ: the same index gave a different input, so
+the dataset's transform is random. Once `MAX_SAMPLES` samples matched (or the dataset was
+reported) the dataset is not hashed again.
+
+Silent: deterministic transforms (in any order: a shuffled evaluation loader), augmentations
+seeded per sample (the same "random" crop every time), and datasets that a training loader reads
+too (a training-accuracy evaluation on augmented training data is another matter). Batches whose
+rows do not match their indices one to one (a collate_fn that packs or drops samples) are skipped.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+
+from trainguard.runtime.detectors import Detector
+from trainguard.runtime.events import BackwardCall, Finish, ForwardCall, LoaderBatch, StepStart
+from trainguard.runtime.fingerprints import plain_indices, row_fingerprints
+from trainguard.runtime.loader_roles import LoaderRoles, Role
+
+MAX_SAMPLES = 4096
+
+
+@dataclass
+class _Seen:
+    """What one evaluation dataset's samples looked like the first time they were read."""
+
+    first: dict[int, int] = field(default_factory=dict)  # index -> fingerprint
+    matched: int = 0
+    done: bool = False
+
+
+class AugmentationOnValidation(Detector):
+    code = "TG505"
+
+    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(session)
+        self._roles = LoaderRoles(self._settled)
+        self._trained_datasets: weakref.WeakSet = weakref.WeakSet()
+        self._seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dataset -> _Seen
+
+    def on_loader_batch(self, event: LoaderBatch) -> None:
+        self._roles.batch_drawn(event)
+
+    def on_forward(self, event: ForwardCall) -> None:
+        self._roles.forward(event)
+
+    def on_backward(self, event: BackwardCall) -> None:
+        self._roles.backward()
+
+    def on_step_start(self, event: StepStart) -> None:
+        self._roles.step_started()
+
+    def on_finish(self, event: Finish) -> None:
+        self._roles.settle()
+
+    def _settled(self, batch: LoaderBatch, role: Role) -> None:
+        dataset = batch.loader.dataset
+        if role is Role.TRAIN:
+            self._trained_datasets.add(dataset)
+            self._seen.pop(dataset, None)
+            return
+        if dataset in self._trained_datasets:
+            return
+        seen = self._seen.get(dataset)
+        if seen is None:
+            seen = self._seen[dataset] = _Seen()
+        if seen.done:
+            return
+        indices = plain_indices(batch.indices)
+        if indices is None:
+            seen.done = True  # the loader does not say which samples it reads
+            return
+        known = [i for i in indices if i in seen.first]
+        if not known and len(seen.first) >= MAX_SAMPLES:
+            return
+        rows = row_fingerprints(batch.batch)
+        if rows is None or len(rows) != len(indices):
+            return
+        for index, row in zip(indices, rows):
+            before = seen.first.get(index)
+            if before is None:
+                if len(seen.first) < MAX_SAMPLES:
+                    seen.first[index] = row
+            elif before != row:
+                seen.done = True
+                self.report(
+                    f"evaluation sample {index} of {type(dataset).__name__} gave different inputs when it was read "
+                    f"again: the evaluation data goes through a random transform, so validation metrics are "
+                    f"noisy and measured on augmented data",
+                    batch.location,
+                    evidence={"dataset_index": index, "samples_compared": seen.matched + 1},
+                )
+                return
+            else:
+                seen.matched += 1
+        if seen.matched >= MAX_SAMPLES:
+            seen.done = True
