@@ -229,7 +229,7 @@ RULES: tuple[Rule, ...] = (
         "TG504", "validation-data-in-training", W, "run",
         summary="validation samples also present in the training data",
         fix="split the dataset once into disjoint parts (one random_split call with a seeded generator, or fixed index lists) and build the training loader from the training part only",
-        seen_when="the first evaluation batch of a loader whose samples overlap the training loader's by at least {leak_share} of them",
+        seen_when="the first evaluation batch of a loader sharing at least {leak_share} of its samples with the training loader (by index), or the end of the first evaluation pass (by content)",
         thresholds=("leak_share",),
     ),
     Rule(
@@ -283,7 +283,7 @@ RULES: tuple[Rule, ...] = (
         "TG804", "ddp-data-not-sharded", W, "run",
         summary="every rank trains on the same samples (no DistributedSampler or equivalent sharding)",
         fix="give the training DataLoader a DistributedSampler (shuffle=True, and sampler.set_epoch(epoch) every epoch) or otherwise shard the data by rank",
-        seen_when="the first training step, when every rank's batch holds the same samples",
+        seen_when="the second training step, when every rank trained on the same samples at both of the first two steps",
     ),
 )
 del E, W, I
