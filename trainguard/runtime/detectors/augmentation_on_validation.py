@@ -4,8 +4,8 @@ An evaluation loader's batches carry their dataset indices (the data probe reads
 sampler). On its dataset's first evaluation pass the detector fingerprints each sample it meets
 (at most `MAX_SAMPLES`); on later passes it fingerprints only the batches holding samples it
 knows, and reports the first sample whose bits differ: the same index gave a different input, so
-the dataset's transform is random. Once `MAX_SAMPLES` samples matched (or the dataset was
-reported) the dataset is not hashed again.
+the dataset's transform is random. Once every kept sample was read again unchanged (or the
+dataset was reported) the dataset is not hashed again.
 
 Silent: deterministic transforms (in any order: a shuffled evaluation loader), augmentations
 seeded per sample (the same "random" crop every time), and datasets that a training loader reads
@@ -99,5 +99,5 @@ class AugmentationOnValidation(Detector):
                 return
             else:
                 seen.matched += 1
-        if seen.matched >= MAX_SAMPLES:
-            seen.done = True
+        if seen.matched >= min(MAX_SAMPLES, len(seen.first)):
+            seen.done = True  # every sample kept from the first evaluation was read again, unchanged

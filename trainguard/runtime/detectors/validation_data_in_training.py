@@ -222,9 +222,11 @@ class ValidationDataInTraining(Detector):
             return
         passes, self._eval_rows = dict(self._eval_rows), weakref.WeakKeyDictionary()
         for loader, (rows, batch) in passes.items():
-            if len(self._train_rows) < MIN_TRAIN_ROWS:
-                continue  # evaluated before training: judged at its next pass
             self._judged.add(loader)
+            if len(self._train_rows) < MIN_TRAIN_ROWS:
+                if self.session.step < DETAILED_STEPS:
+                    self._judged.discard(loader)  # evaluated early: judged at its next pass
+                continue
             if self._rows_distinct < MIN_DISTINCT_SHARE * self._rows_hashed:
                 continue
             shared = len(self._train_rows & rows)
