@@ -122,8 +122,10 @@ class ValidationDataInTraining(Detector):
         super().__init__(session)
         self._leak_share = session.config.thresholds.leak_share
         self._roles = LoaderRoles(self._settled)
-        self._training: weakref.WeakSet[DataLoader] = weakref.WeakSet()
+        self._training: weakref.WeakSet[DataLoader] = weakref.WeakSet()  # of the current training phase
         self._judged: weakref.WeakSet[DataLoader] = weakref.WeakSet()
+        # An evaluation ran since the last training batch: the next one starts a training phase.
+        self._evaluating = False
         # Evaluation loaders whose indices say nothing about the training loaders': content decides.
         self._unrelated: weakref.WeakSet[DataLoader] = weakref.WeakSet()
         # Content: training row fingerprints, rows hashed and distinct per batch (summed).
@@ -155,14 +157,28 @@ class ValidationDataInTraining(Detector):
     def _settled(self, batch: LoaderBatch, role: Role) -> None:
         loader = batch.loader
         if role is Role.TRAIN:
-            self._training.add(loader)
             self._judge_content()  # an evaluation pass ended: training goes on
+            if self._evaluating:
+                self._new_training_phase(loader)
+            self._training.add(loader)
             if self.session.step < DETAILED_STEPS and len(self._train_rows) < MAX_TRAIN_ROWS:
                 self._hash_training(batch)
-        elif loader not in self._training and loader not in self._judged and self._training:
+            return
+        self._evaluating = True
+        if loader not in self._training and loader not in self._judged and self._training:
             if loader in self._unrelated or not self._judge_indices(batch):
                 self._unrelated.add(loader)
                 self._collect_evaluation(batch)
+
+    def _new_training_phase(self, loader: DataLoader) -> None:
+        """Training resumes after an evaluation. On a loader the last phase did not use (the next
+        fold of a cross-validation, with its own split), what is known of the training data is
+        forgotten: the earlier folds' training samples are this fold's validation samples."""
+        self._evaluating = False
+        if loader not in self._training:
+            self._training = weakref.WeakSet()
+            self._train_rows = set()
+            self._rows_hashed = self._rows_distinct = 0
 
     def _hash_training(self, batch: LoaderBatch) -> None:
         rows = row_fingerprints(batch.batch)
