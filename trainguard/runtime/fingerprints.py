@@ -73,20 +73,35 @@ def _row_hashes(tensor: torch.Tensor, rows: int) -> torch.Tensor | None:
     return (bits * _coefficients(bits.shape[1], bits.device)).sum(dim=1)
 
 
+def _hashes(batch: Any) -> list[torch.Tensor]:
+    """Per hashable tensor of the batch with a batch dimension, its row hashes (on its device)."""
+    tensors = [t for t in batch_tensors(batch) if t.dim() > 0]
+    if not tensors:
+        return []
+    rows = tensors[0].shape[0]
+    hashes = [_row_hashes(tensor, rows) for tensor in tensors]
+    return [h.to(tensors[0].device) for h in hashes if h is not None]
+
+
 def row_fingerprints(batch: Any) -> list[int] | None:
     """One fingerprint per sample of a collated batch (rows of every tensor whose first dimension
     is the batch size), or None when the batch holds no tensor with a batch dimension."""
-    tensors = [t for t in batch_tensors(batch) if t.dim() > 0]
-    if not tensors:
+    hashes = _hashes(batch)
+    if not hashes:
         return None
-    rows = tensors[0].shape[0]
-    combined: torch.Tensor | None = None
-    for tensor in tensors:
-        hashes = _row_hashes(tensor, rows)
-        if hashes is None:
-            continue
-        combined = hashes if combined is None else combined * _MIX + hashes.to(combined.device)
-    return None if combined is None else combined.cpu().tolist()
+    combined = hashes[0]
+    for more in hashes[1:]:
+        combined = combined * _MIX + more
+    return combined.cpu().tolist()
+
+
+def row_fingerprints_by_tensor(batch: Any) -> list[tuple[int, ...]] | None:
+    """Per sample, one fingerprint per tensor of the batch (e.g. (input, label)): which part of
+    a sample changed. None as for `row_fingerprints`."""
+    hashes = _hashes(batch)
+    if not hashes:
+        return None
+    return [tuple(row) for row in torch.stack(hashes, dim=1).cpu().tolist()]
 
 
 def plain_indices(indices: Any) -> list[int] | None:

@@ -7,7 +7,10 @@ knows, and reports the first sample whose bits differ: the same index gave a dif
 the dataset's transform is random. Once every kept sample was read again unchanged (or the
 dataset was reported) the dataset is not hashed again.
 
-Silent: deterministic transforms (in any order: a shuffled evaluation loader), augmentations
+Only `info` when every tensor of the sample changed (input and label alike): a dataset that
+draws a fresh random sample per read (procedurally generated data) looks the same as one that
+augments each part of a sample. Silent: deterministic transforms (in any order: a shuffled
+evaluation loader), augmentations
 seeded per sample (the same "random" crop every time), and datasets that a training loader reads
 too (a training-accuracy evaluation on augmented training data is another matter). Batches whose
 rows do not match their indices one to one (a collate_fn that packs or drops samples) are skipped.
@@ -20,7 +23,8 @@ from dataclasses import dataclass, field
 
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, Finish, ForwardCall, LoaderBatch, StepStart
-from trainguard.runtime.fingerprints import plain_indices, row_fingerprints
+from trainguard.findings import Severity
+from trainguard.runtime.fingerprints import plain_indices, row_fingerprints_by_tensor
 from trainguard.runtime.loader_roles import LoaderRoles, Role
 
 MAX_SAMPLES = 4096
@@ -30,7 +34,7 @@ MAX_SAMPLES = 4096
 class _Seen:
     """What one evaluation dataset's samples looked like the first time they were read."""
 
-    first: dict[int, int] = field(default_factory=dict)  # index -> fingerprint
+    first: dict[int, tuple[int, ...]] = field(default_factory=dict)  # index -> a fingerprint per tensor
     matched: int = 0
     done: bool = False
 
@@ -79,7 +83,7 @@ class AugmentationOnValidation(Detector):
         known = [i for i in indices if i in seen.first]
         if not known and len(seen.first) >= MAX_SAMPLES:
             return
-        rows = row_fingerprints(batch.batch)
+        rows = row_fingerprints_by_tensor(batch.batch)
         if rows is None or len(rows) != len(indices):
             return
         for index, row in zip(indices, rows):
@@ -89,12 +93,16 @@ class AugmentationOnValidation(Detector):
                     seen.first[index] = row
             elif before != row:
                 seen.done = True
+                # A part that stayed (the label) says it is the same sample transformed; when every
+                # part changed, the dataset may as well draw a fresh random sample per read.
+                kept = sum(a == b for a, b in zip(before, row))
                 self.report(
                     f"evaluation sample {index} of {type(dataset).__name__} gave different inputs when it was read "
-                    f"again: the evaluation data goes through a random transform, so validation metrics are "
-                    f"noisy and measured on augmented data",
+                    f"again ({len(row) - kept} of its {len(row)} tensor(s) changed): the evaluation data goes "
+                    f"through a random transform, so validation metrics are noisy and measured on augmented data",
                     batch.location,
-                    evidence={"dataset_index": index, "samples_compared": seen.matched + 1},
+                    evidence={"dataset_index": index, "samples_compared": seen.matched + 1, "tensors_changed": len(row) - kept, "tensors": len(row)},
+                    severity=None if kept else Severity.INFO,
                 )
                 return
             else:

@@ -51,6 +51,7 @@ class DdpDataNotSharded(Detector):
         self._batch: LoaderBatch | None = None
         self._published: dict[int, Location] = {}  # step -> where this rank's batch was read
         self._identical: list[int] = []  # compared steps at which every rank held the same samples
+        self._location: Location | None = None  # where rank 0 read the first of them
         self._done = False
 
     def on_loader_batch(self, event: LoaderBatch) -> None:
@@ -59,7 +60,7 @@ class DdpDataNotSharded(Detector):
     def on_forward(self, event: ForwardCall) -> None:
         batch, self._batch = self._batch, None
         step = self.session.step
-        if self._done or batch is None or step in self._published or not (event.training and event.grad_enabled):
+        if self._done or batch is None or step in self._published or step in self._identical or not (event.training and event.grad_enabled):
             return
         if not isinstance(event.root.module, DistributedDataParallel) or not _whole_world(event.root.module):
             return
@@ -68,7 +69,9 @@ class DdpDataNotSharded(Detector):
         store.set(_KEY.format(step=step, rank=dist.get_rank()), json.dumps(batch_fingerprint(batch.batch)))
 
     def on_step_end(self, event: StepEnd) -> None:
-        if self._done or event.index not in self._published:
+        # Popped: a second optimizer stepping at the same index (a GAN's) compares nothing again.
+        location = None if self._done else self._published.pop(event.index, None)
+        if location is None:
             return
         if event.index + 1 >= COMPARED_STEPS:
             self._done = True
@@ -89,13 +92,14 @@ class DdpDataNotSharded(Detector):
             self._done = True
             return
         self._identical.append(event.index)
+        self._location = self._location or location
         if len(self._identical) < COMPARED_STEPS:
             return
         self.report(
             f"all {world} ranks trained on the same {fingerprints[0][1]} samples at each of the first "
             f"{COMPARED_STEPS} steps: the training data is not sharded by rank, so every rank computes the "
             f"same gradient and the job does the work of one process",
-            self._published[self._identical[0]],
+            self._location,
             evidence={"world_size": world, "identical_steps": list(self._identical), "batch_size": fingerprints[0][1]},
             step=event.index,
         )

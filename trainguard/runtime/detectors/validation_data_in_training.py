@@ -44,6 +44,7 @@ from torch.utils.data import (
 from torch.utils.data.distributed import DistributedSampler
 
 from trainguard.findings import Severity
+from trainguard.runtime.callsite import Location
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, Finish, ForwardCall, LoaderBatch, StepStart
 from trainguard.runtime.fingerprints import row_fingerprints
@@ -133,7 +134,7 @@ class ValidationDataInTraining(Detector):
         self._rows_hashed = 0
         self._rows_distinct = 0
         # Content: the evaluation pass being collected, per loader: its rows and where it was iterated.
-        self._eval_rows: weakref.WeakKeyDictionary[DataLoader, tuple[set[int], LoaderBatch]] = weakref.WeakKeyDictionary()
+        self._eval_rows: weakref.WeakKeyDictionary[DataLoader, tuple[set[int], Location]] = weakref.WeakKeyDictionary()
 
     # -- events ------------------------------------------------------------------------------
     def on_loader_batch(self, event: LoaderBatch) -> None:
@@ -228,7 +229,7 @@ class ValidationDataInTraining(Detector):
             return
         collected = self._eval_rows.get(batch.loader)
         if collected is None:
-            collected = self._eval_rows[batch.loader] = (set(), batch)
+            collected = self._eval_rows[batch.loader] = (set(), batch.location)
         if len(collected[0]) < MAX_EVAL_ROWS:
             collected[0].update(rows)
 
@@ -237,7 +238,7 @@ class ValidationDataInTraining(Detector):
         if not self._eval_rows:
             return
         passes, self._eval_rows = dict(self._eval_rows), weakref.WeakKeyDictionary()
-        for loader, (rows, batch) in passes.items():
+        for loader, (rows, location) in passes.items():
             self._judged.add(loader)
             if len(self._train_rows) < MIN_TRAIN_ROWS:
                 if self.session.step < DETAILED_STEPS:
@@ -253,7 +254,7 @@ class ValidationDataInTraining(Detector):
                 f"{shared:,} of the {len(self._train_rows):,} training samples fingerprinted on the first steps "
                 f"({share:.0%}) also occur, bit for bit, in this evaluation loader's data: the validation metrics "
                 f"are measured partly on training data (or the evaluation is meant to cover part of the training set)",
-                batch.location,
+                location,
                 evidence={"shared_rows": shared, "training_rows": len(self._train_rows), "evaluation_rows": len(rows), "by": "content"},
                 severity=Severity.INFO,
             )
