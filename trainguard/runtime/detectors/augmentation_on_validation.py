@@ -7,7 +7,7 @@ knows, and reports the first sample whose bits differ: the same index gave a dif
 the dataset's transform is random. Once every kept sample was read again unchanged (or the
 dataset was reported) the dataset is not hashed again.
 
-Only `info` when every tensor of the sample changed (input and label alike): a dataset that
+Only `info` when every tensor of a changed sample changed (input and label alike): a dataset that
 draws a fresh random sample per read (procedurally generated data) looks the same as one that
 augments each part of a sample. Silent: deterministic transforms (in any order: a shuffled
 evaluation loader), augmentations
@@ -86,26 +86,32 @@ class AugmentationOnValidation(Detector):
         rows = row_fingerprints_by_tensor(batch.batch)
         if rows is None or len(rows) != len(indices):
             return
+        changed: list[tuple[int, int]] = []  # (index, how many of its tensors changed)
         for index, row in zip(indices, rows):
             before = seen.first.get(index)
             if before is None:
                 if len(seen.first) < MAX_SAMPLES:
                     seen.first[index] = row
             elif before != row:
-                seen.done = True
-                # A part that stayed (the label) says it is the same sample transformed; when every
-                # part changed, the dataset may as well draw a fresh random sample per read.
-                kept = sum(a == b for a, b in zip(before, row))
-                self.report(
-                    f"evaluation sample {index} of {type(dataset).__name__} gave different inputs when it was read "
-                    f"again ({len(row) - kept} of its {len(row)} tensor(s) changed): the evaluation data goes "
-                    f"through a random transform, so validation metrics are noisy and measured on augmented data",
-                    batch.location,
-                    evidence={"dataset_index": index, "samples_compared": seen.matched + 1, "tensors_changed": len(row) - kept, "tensors": len(row)},
-                    severity=None if kept else Severity.INFO,
-                )
-                return
+                changed.append((index, sum(a != b for a, b in zip(before, row))))
             else:
                 seen.matched += 1
+        if changed:
+            seen.done = True
+            index, parts = changed[0]
+            tensors = len(rows[0])
+            # A part that stayed in every changed sample (the label) says they are the same samples
+            # transformed; when all parts of a sample changed, the dataset may as well draw a fresh
+            # random sample per read (a label kept by chance is why the whole batch is looked at).
+            every_part = any(count == tensors for _, count in changed)
+            self.report(
+                f"{len(changed)} evaluation sample(s) of {type(dataset).__name__} gave different inputs when read "
+                f"again (sample {index}: {parts} of its {tensors} tensor(s) changed): the evaluation data goes "
+                f"through a random transform, so validation metrics are noisy and measured on augmented data",
+                batch.location,
+                evidence={"dataset_index": index, "samples_changed": len(changed), "samples_unchanged": seen.matched, "tensors_changed": parts, "tensors": tensors},
+                severity=Severity.INFO if every_part else None,
+            )
+            return
         if seen.matched >= min(MAX_SAMPLES, len(seen.first)):
             seen.done = True  # every sample kept from the first evaluation was read again, unchanged
