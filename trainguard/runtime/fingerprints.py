@@ -58,8 +58,11 @@ def _coefficients(columns: int, device: torch.device) -> torch.Tensor:
 def _row_hashes(tensor: torch.Tensor, rows: int) -> torch.Tensor | None:
     """Per row of `tensor` (its first dimension has `rows` entries), a wrapped int64 sum of its
     bit patterns times fixed odd coefficients; None for a tensor that cannot be hashed so."""
-    if tensor.dim() == 0 or tensor.shape[0] != rows or tensor.is_sparse or tensor.is_complex() or tensor.is_quantized:
-        return None
+    if (
+        tensor.dim() == 0 or tensor.shape[0] != rows or tensor.is_sparse or tensor.is_complex() or tensor.is_quantized
+        or tensor.is_nested or tensor.is_meta or type(tensor) is not torch.Tensor and not isinstance(tensor, torch.nn.Parameter)
+    ):
+        return None  # no plain dense rows of bits to read (or a tensor subclass that may not give them)
     view = _INTEGER_VIEW.get(tensor.element_size())
     if view is None:
         return None
@@ -93,6 +96,13 @@ def row_fingerprints(batch: Any) -> list[int] | None:
     for more in hashes[1:]:
         combined = combined * _MIX + more
     return combined.cpu().tolist()
+
+
+def row_shape(batch: Any) -> tuple[tuple[int, ...], ...]:
+    """The shape of one sample of a collated batch (per tensor, without the batch dimension): a
+    collate_fn that pads to the batch's longest sample gives one sample other shapes in other
+    batches, and bits that cannot be compared."""
+    return tuple(tuple(t.shape[1:]) for t in batch_tensors(batch) if t.dim() > 0)
 
 
 def row_fingerprints_by_tensor(batch: Any) -> list[tuple[int, ...]] | None:

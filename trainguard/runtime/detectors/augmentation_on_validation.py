@@ -13,7 +13,8 @@ augments each part of a sample. Silent: deterministic transforms (in any order: 
 evaluation loader), augmentations
 seeded per sample (the same "random" crop every time), and datasets that a training loader reads
 too (a training-accuracy evaluation on augmented training data is another matter). Batches whose
-rows do not match their indices one to one (a collate_fn that packs or drops samples) are skipped.
+rows do not match their indices one to one (a collate_fn that packs or drops samples) are skipped,
+and so is a sample read at another shape than before (padded to another batch's longest sample).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass, field
 
+from torch.utils.data import DataLoader
+
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, Finish, ForwardCall, LoaderBatch, StepStart
 from trainguard.findings import Severity
-from trainguard.runtime.fingerprints import plain_indices, row_fingerprints_by_tensor
+from trainguard.runtime.fingerprints import plain_indices, row_fingerprints_by_tensor, row_shape
 from trainguard.runtime.loader_roles import LoaderRoles, Role
 
 MAX_SAMPLES = 4096
@@ -34,8 +37,10 @@ MAX_SAMPLES = 4096
 class _Seen:
     """What one evaluation dataset's samples looked like the first time they were read."""
 
-    first: dict[int, tuple[int, ...]] = field(default_factory=dict)  # index -> a fingerprint per tensor
-    matched: int = 0
+    # index -> (the sample's shape, a fingerprint per tensor)
+    first: dict[int, tuple[tuple, tuple[int, ...]]] = field(default_factory=dict)
+    matched: int = 0  # samples read again unchanged
+    reread: int = 0  # samples read again, comparable or not
     done: bool = False
 
 
@@ -64,7 +69,7 @@ class AugmentationOnValidation(Detector):
         self._roles.settle()
 
     def _settled(self, batch: LoaderBatch, role: Role) -> None:
-        dataset = batch.loader.dataset
+        dataset = _identity(batch.loader)
         if role is Role.TRAIN:
             self._trained_datasets.add(dataset)
             self._seen.pop(dataset, None)
@@ -86,13 +91,19 @@ class AugmentationOnValidation(Detector):
         rows = row_fingerprints_by_tensor(batch.batch)
         if rows is None or len(rows) != len(indices):
             return
+        shape = row_shape(batch.batch)
         changed: list[tuple[int, int]] = []  # (index, how many of its tensors changed)
         for index, row in zip(indices, rows):
-            before = seen.first.get(index)
-            if before is None:
+            first = seen.first.get(index)
+            if first is None:
                 if len(seen.first) < MAX_SAMPLES:
-                    seen.first[index] = row
-            elif before != row:
+                    seen.first[index] = (shape, row)
+                continue
+            before_shape, before = first
+            seen.reread += 1
+            if before_shape != shape:
+                continue  # padded to another batch's length: not comparable
+            if before != row:
                 changed.append((index, sum(a != b for a, b in zip(before, row))))
             else:
                 seen.matched += 1
@@ -105,7 +116,7 @@ class AugmentationOnValidation(Detector):
             # random sample per read (a label kept by chance is why the whole batch is looked at).
             every_part = any(count == tensors for _, count in changed)
             self.report(
-                f"{len(changed)} evaluation sample(s) of {type(dataset).__name__} gave different inputs when read "
+                f"{len(changed)} evaluation sample(s) of {type(batch.loader.dataset).__name__} gave different inputs when read "
                 f"again (sample {index}: {parts} of its {tensors} tensor(s) changed): the evaluation data goes "
                 f"through a random transform, so validation metrics are noisy and measured on augmented data",
                 batch.location,
@@ -113,5 +124,15 @@ class AugmentationOnValidation(Detector):
                 severity=Severity.INFO if every_part else None,
             )
             return
-        if seen.matched >= min(MAX_SAMPLES, len(seen.first)):
+        if seen.reread >= min(MAX_SAMPLES, len(seen.first)):
             seen.done = True  # every sample kept from the first evaluation was read again, unchanged
+
+
+def _identity(loader: DataLoader) -> object:
+    """What identifies an evaluation dataset across evaluations: the dataset, or the loader for a
+    dataset that takes no weak reference (a plain list: an id could be reused by another list)."""
+    try:
+        weakref.ref(loader.dataset)
+    except TypeError:
+        return loader
+    return loader.dataset
