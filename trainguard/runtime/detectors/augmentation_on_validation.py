@@ -10,11 +10,11 @@ dataset was reported) the dataset is not hashed again.
 Only `info` when every tensor of a changed sample changed (input and label alike): a dataset that
 draws a fresh random sample per read (procedurally generated data) looks the same as one that
 augments each part of a sample. Silent: deterministic transforms (in any order: a shuffled
-evaluation loader), augmentations
-seeded per sample (the same "random" crop every time), and datasets that a training loader reads
-too (a training-accuracy evaluation on augmented training data is another matter). Batches whose
-rows do not match their indices one to one (a collate_fn that packs or drops samples) are skipped,
-and so is a sample read at another shape than before (padded to another batch's longest sample).
+evaluation loader), augmentations seeded per sample (the same "random" crop every time), and
+datasets that a training loader reads too (a training-accuracy evaluation on augmented training
+data is another matter). Batches whose rows do not match their indices one to one (a collate_fn
+that packs or drops samples) are skipped, and so is a sample read at another shape than before
+(padded to another batch's longest sample).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 from torch.utils.data import DataLoader
 
+from trainguard.findings import Severity
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, Finish, ForwardCall, LoaderBatch, StepStart
-from trainguard.findings import Severity
 from trainguard.runtime.fingerprints import plain_indices, row_fingerprints_by_tensor, row_shape
 from trainguard.runtime.loader_roles import LoaderRoles, Role
 
