@@ -10,8 +10,8 @@ batch: the student's backward on it follows before the next batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Callable
 
 from trainguard.runtime.events import ForwardCall, LoaderBatch
 

@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-
 from torch.utils.data import (
     BatchSampler,
     ConcatDataset,
@@ -166,10 +165,11 @@ class ValidationDataInTraining(Detector):
                 self._hash_training(batch)
             return
         self._evaluating = True
-        if loader not in self._training and loader not in self._judged and self._training:
-            if loader in self._unrelated or not self._judge_indices(batch):
-                self._unrelated.add(loader)
-                self._collect_evaluation(batch)
+        if loader in self._training or loader in self._judged or not self._training:
+            return
+        if loader in self._unrelated or not self._judge_indices(batch):
+            self._unrelated.add(loader)
+            self._collect_evaluation(batch)
 
     def _new_training_phase(self, loader: DataLoader) -> None:
         """Training resumes after an evaluation. On a loader the last phase did not use (the next
