@@ -227,9 +227,10 @@ class ValidationDataInTraining(Detector):
         rows = row_fingerprints(batch.batch)
         if not rows:
             return
-        collected = self._eval_rows.get(batch.loader)
+        loader = batch.loader
+        collected = self._eval_rows.get(loader)
         if collected is None:
-            collected = self._eval_rows[batch.loader] = (set(), batch.location)
+            collected = self._eval_rows[loader] = (set(), batch.location)
         if len(collected[0]) < MAX_EVAL_ROWS:
             collected[0].update(rows)
 
