@@ -67,3 +67,36 @@ def test_loader_batches_carry_the_dataset_indices_they_were_read_from(options: d
     finally:
         trainguard.unwatch()
     assert [plain_indices(event.indices) for event in seen] == read
+
+
+def test_fingerprints_are_taken_on_the_first_steps_and_evaluations_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Training batches are hashed on the first 20 steps (TG504), an evaluation loader's batches
+    # on its first two passes (TG504's content pass, TG505's comparison); then never again.
+    from trainguard.runtime import fingerprints
+
+    hashed_at: list[int] = []
+    original = fingerprints._hashes
+
+    def counting(batch: object) -> list[torch.Tensor]:
+        hashed_at.append(active_session().step)
+        return original(batch)
+
+    monkeypatch.setattr(fingerprints, "_hashes", counting)
+    generator = torch.Generator().manual_seed(0)
+    train_loader = DataLoader(TensorDataset(torch.randn(80, 4, generator=generator), torch.randint(0, 2, (80,), generator=generator)), batch_size=8, shuffle=True, generator=generator)
+    val_loader = DataLoader(TensorDataset(torch.randn(16, 4, generator=generator), torch.randint(0, 2, (16,), generator=generator)), batch_size=8)
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with trainguard.watch(echo=False) as watch:
+        for epoch in range(6):
+            for inputs, targets in train_loader:
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(inputs), targets).backward()
+                optimizer.step()
+            with torch.no_grad():
+                for inputs, targets in val_loader:
+                    model(inputs)
+    assert watch.findings == []
+    # Steps 0-19: one training batch each (TG504). The evaluation at step 10 (two batches): TG504's
+    # content pass and TG505's first pass; at step 20: TG505's comparison. Later ones: nothing.
+    assert sorted(hashed_at) == sorted([*range(20), *[10] * 4, 20, 20])
