@@ -146,6 +146,58 @@ def test_users_own_exception_passes_through_unchanged() -> None:
     assert isinstance(raised, IndexError)
 
 
+class _Interrupt(BaseException):
+    """Like KeyboardInterrupt: PyTorch runs no forward post-hook for it."""
+
+
+class _Interruptible(nn.Module):
+    def __init__(self, hidden_layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+        self.head = nn.Linear(16, 3)
+        self.hidden_layers = hidden_layers  # a plain list: not registered (TG301) when not empty
+        self.interrupt = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        if self.interrupt:
+            self.interrupt = False
+            raise _Interrupt
+        for layer in self.hidden_layers:
+            h = layer(h)
+        return self.head(h)
+
+
+def _train_through_interrupts(hidden_layers: list[nn.Module]) -> list[str]:
+    """Forwards cut short by a BaseException the script catches (in the model's very first call
+    and later), then training goes on; the codes of the findings."""
+    torch.manual_seed(0)
+    model, other = _Interruptible(hidden_layers), nn.Sequential(nn.Linear(8, 3))
+    optimizer = torch.optim.SGD([*model.parameters(), *other.parameters()], lr=0.1)
+    with trainguard.watch(echo=False) as handle:
+        for step in range(25):
+            x, y = torch.randn(4, 8), torch.randint(0, 3, (4,))
+            if step in (0, 12):
+                model.interrupt = True
+                with pytest.raises(_Interrupt):
+                    model(x)
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y) + F.cross_entropy(other(x), y)
+            loss.backward()
+            optimizer.step()
+        return [f.code for f in handle.findings]
+
+
+def test_a_forward_cut_short_by_a_base_exception_leaves_no_false_finding() -> None:
+    # The calls it cut short once stayed on the probe's stack: the second model's layers were
+    # then reported as unregistered modules of the first.
+    assert _train_through_interrupts([]) == []
+
+
+def test_a_forward_cut_short_by_a_base_exception_still_lets_a_real_bug_show() -> None:
+    assert _train_through_interrupts([nn.Linear(16, 16)]) == ["TG301"]
+
+
 def test_strict_stops_at_the_first_error_finding() -> None:
     model = nn.Linear(3, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
