@@ -295,11 +295,29 @@ class ModuleProbe:
                 location=user_location(),
                 reach=reach,
                 inputs=[weakref.ref(a) for a in args[:_MAX_INPUTS] if _is_dense_float(a)],
+                output_storages=storage_ids(output),
             )
             self.session.window.forwards.append(call)
             self.session.emit("forward", call)
         except Exception as error:
             self.session.internal_error("module probe", error)
+
+
+def storage_ids(value: Any) -> tuple[int, ...]:
+    """Storage addresses of a tensor's (or a forward output's) dense floating-point tensors; a view
+    or a detach() of a tensor has the same. No device read: the address is host metadata."""
+    if isinstance(value, torch.Tensor):
+        items: list[Any] = [value]
+    elif isinstance(value, dict):
+        items = list(value.values())[:_MAX_OUTPUTS]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)[:_MAX_OUTPUTS]
+    else:
+        return ()
+    try:
+        return tuple(t.untyped_storage().data_ptr() for t in items if _is_dense_float(t) and t.numel())
+    except (RuntimeError, NotImplementedError):  # tensor subclasses without a real storage (fake, functional)
+        return ()
 
 
 def _is_dense_float(value: Any) -> bool:
