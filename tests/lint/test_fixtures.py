@@ -68,6 +68,12 @@ def test_lowered_severity_for_redundant_log_softmax_and_partial_optimizer() -> N
     assert severities == {("TG302", 9): "error", ("TG302", 13): "info", ("TG105", 6): "warning"}
 
 
+def test_unscored_train_mode_evaluation_is_an_info_and_a_scored_one_an_error() -> None:
+    name = "tg201_gan_sample_unscored.py"
+    severities = {(f.code, f.line): f.severity.value for f in lint_source((FIXTURES / "fire" / name).read_text(), name).findings}
+    assert severities == {("TG201", 25): "info", ("TG201", 28): "error"}
+
+
 def test_self_forward_inside_the_module_is_an_info_and_model_forward_a_warning() -> None:
     severities = {
         (f.path, f.line): f.severity.value
