@@ -120,8 +120,9 @@ class EvalModeMissing(_ForwardJudge):
                 self._step_outputs[address] = id(event.root)
 
     def _watch(self, call: ForwardCall) -> None:
-        for address in call.output_storages:
-            self._samples[address] = id(call)
+        if len(self._samples) < _MAX_PENDING:  # a long sampling loop between two steps: later ones stay unscored (info)
+            for address in call.output_storages:
+                self._samples[address] = id(call)
 
     def on_forward(self, event: ForwardCall) -> None:
         if event.training:
@@ -130,8 +131,9 @@ class EvalModeMissing(_ForwardJudge):
             layers = event.root.active_mode_dependent()
             if layers and not self.recalibrating(event):
                 if id(event.root) in self._generators:
-                    self._watch(event)
-                    self._deferred.append((event, layers))
+                    if len(self._deferred) < _MAX_PENDING:
+                        self._watch(event)
+                        self._deferred.append((event, layers))
                 else:
                     self._report(event, layers)
             return
