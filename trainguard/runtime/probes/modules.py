@@ -304,8 +304,8 @@ class ModuleProbe:
 
 
 def storage_ids(value: Any) -> tuple[int, ...]:
-    """Storage addresses of a tensor's (or a forward output's) dense floating-point tensors; a view
-    or a detach() of a tensor has the same. No device read: the address is host metadata."""
+    """Storage addresses of a tensor's (or a forward output's) dense tensors; a view or a detach() of
+    a tensor has the same. No device read: the address is host metadata."""
     if isinstance(value, torch.Tensor):
         items: list[Any] = [value]
     elif isinstance(value, dict):
@@ -314,10 +314,13 @@ def storage_ids(value: Any) -> tuple[int, ...]:
         items = list(value)[:_MAX_OUTPUTS]
     else:
         return ()
+    # Cheaper than _is_dense_float (this runs at every root call): a strided layout has a storage; a
+    # meta or empty one has address 0, and subclasses without a real storage raise.
     try:
-        return tuple(t.untyped_storage().data_ptr() for t in items if _is_dense_float(t) and t.numel())
-    except (RuntimeError, NotImplementedError):  # tensor subclasses without a real storage (fake, functional)
+        addresses = tuple(t.untyped_storage().data_ptr() for t in items if isinstance(t, torch.Tensor) and t.layout is torch.strided)
+    except (RuntimeError, NotImplementedError, TypeError):
         return ()
+    return tuple(address for address in addresses if address)
 
 
 def _is_dense_float(value: Any) -> bool:
