@@ -68,6 +68,25 @@ def test_lowered_severity_for_redundant_log_softmax_and_partial_optimizer() -> N
     assert severities == {("TG302", 9): "error", ("TG302", 13): "info", ("TG105", 6): "warning"}
 
 
+def test_unscored_train_mode_evaluation_is_an_info_and_a_scored_one_an_error() -> None:
+    name = "tg201_gan_sample_unscored.py"
+    severities = {(f.code, f.line): f.severity.value for f in lint_source((FIXTURES / "fire" / name).read_text(), name).findings}
+    assert severities == {("TG201", 25): "info", ("TG201", 28): "error"}
+
+
+def test_self_forward_inside_the_module_is_an_info_and_model_forward_a_warning() -> None:
+    severities = {
+        (f.path, f.line): f.severity.value
+        for name in ("tg205_forward_called.py", "tg205_self_forward_in_guidance_helper.py")
+        for f in lint_source((FIXTURES / "fire" / name).read_text(), name).findings
+    }
+    assert severities == {
+        ("tg205_forward_called.py", 15): "info",
+        ("tg205_forward_called.py", 20): "warning",
+        ("tg205_self_forward_in_guidance_helper.py", 18): "info",
+    }
+
+
 SUPPRESSED = """\
 import torch
 model = torch.nn.Linear(2, 2)

@@ -13,6 +13,7 @@ about those objects unknown: rules then stay silent.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -58,6 +59,9 @@ AUTOCAST_CONTEXTS = {
     "torch.cpu.amp.autocast": "bfloat16",
 }
 DTYPES = {"torch.float16": "float16", "torch.half": "float16", "torch.bfloat16": "bfloat16", "torch.float32": None, "torch.float": None}
+# A call whose name says it measures predictions (`accuracy(out, y)`, `metric.update(...)`, `f1_score`).
+METRIC_NAME = re.compile(r"accura|metric|score|precision|recall|\bf1|_f1|auroc|\bauc|\biou|psnr|ssim|bleu|perplexity", re.IGNORECASE)
+COMPARISON_METHODS = {"eq", "ne", "lt", "le", "gt", "ge", "equal", "isclose", "allclose"}
 CLIP_FUNCTIONS = {"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"}
 RETURNS_RECEIVER = {"to", "cuda", "cpu", "train", "eval", "half", "float", "double", "bfloat16", "requires_grad_", "share_memory", "type"}
 MODEL_READ_ONLY = {"parameters", "named_parameters", "state_dict", "modules", "children", "named_modules", "named_children", "buffers", "named_buffers", "get_submodule", "extra_repr", "num_parameters", "load_state_dict", "register_buffer", "register_forward_hook", "register_forward_pre_hook"}
@@ -119,6 +123,8 @@ class Interpreter:
         # Objects handed to code we cannot see: any later unseen call may use them again.
         self.escaped: set[Thing] = set()
         self.escaped_origins: set[ast.AST] = set()  # forward calls whose outputs unseen code received
+        # Forward calls whose outputs were scored: compared (==, .eq), given to a loss or to a metric.
+        self.scored_origins: set[ast.AST] = set()
         self.loop_assignments: dict[int, dict[str, int]] = {}
         self.log: list[Logged] = []
 
@@ -472,6 +478,17 @@ class Interpreter:
         merged = merge_tensors(values)
         return frozenset((merged,))
 
+    def expr_Compare(self, node: ast.Compare) -> frozenset:
+        """`pred == y`, `a < b`: what a metric does with a model's output (the result is a new value)."""
+        for operand in (node.left, *node.comparators):
+            self.score(self.eval(operand))
+        return unknown()
+
+    def score(self, values: frozenset) -> None:
+        """The forward outputs in `values` are scored (an evaluation measures them)."""
+        for tensor in tensors(values):
+            self.scored_origins |= tensor.origins
+
     def expr_UnaryOp(self, node: ast.UnaryOp) -> frozenset:
         values = self.eval(node.operand)
         return frozenset((merge_tensors(values, keep_tags=False),)) if tensors(values) else unknown()
@@ -565,6 +582,8 @@ class Interpreter:
                 self.eval(keyword.value)
         if self.state is None:
             return unknown()
+        if METRIC_NAME.search(_dotted_name(func)):
+            self.score(frozenset().union(*args, *kwargs.values()) if (args or kwargs) else frozenset())
         if qualname is not None:
             self.emit("call", ev.Call(node, qualname))
             return self.api_call(node, qualname, args, kwargs)
@@ -961,6 +980,8 @@ class Interpreter:
             return frozenset((Tensor(tensor.tags, tensor.origins, False),)) if method in ("detach", "detach_", "data") else unknown()
         if method in SHAPE_METHODS:
             return frozenset((tensor,))
+        if method in COMPARISON_METHODS:
+            self.score(frozenset((tensor,)).union(*args))
         if method in ("softmax", "log_softmax", "sigmoid"):
             return frozenset((_tagged(frozenset((tensor,)), method),))
         if method == "log" and "softmax" in tensor.tags:
@@ -1009,6 +1030,7 @@ class Interpreter:
     def loss(self, node: ast.Call, family: str, reduction: Any, args: list[frozenset]) -> frozenset:
         """A loss function applied: a LossCall event and a loss tensor (tagged when mean-reduced)."""
         prediction = args[0] if args else unknown()
+        self.score(frozenset().union(*args) if args else frozenset())
         self.emit("loss_call", ev.LossCall(node, family, prediction))
         inputs = merge_tensors(frozenset().union(*args)) if args else Tensor()
         tags = frozenset(("mean_loss",)) if reduction == "mean" else frozenset()
@@ -1094,6 +1116,17 @@ def _empty_literal(node: ast.expr) -> bool:
     if isinstance(node, ast.Call):
         return isinstance(node.func, ast.Name) and node.func.id in ("list", "deque", "dict") and not node.args and not node.keywords
     return isinstance(node, ast.Constant) and node.value in (0, None)
+
+
+def _dotted_name(func: ast.expr) -> str:
+    """`metric.update` for `self.metric.update(...)`'s callee, `f1_score` for `f1_score(...)` ('' otherwise)."""
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        parts.append(func.id)
+    return ".".join(reversed(parts))
 
 
 def _receiver_root(func: ast.expr) -> str:

@@ -59,6 +59,9 @@ class ForwardCall:
     reach: ReachFlag | None
     # Weak references to the floating-point tensors passed in (the input batch).
     inputs: list[weakref.ref]
+    # Storage addresses of the output's dense tensors (ints, no tensor kept): what a later loss call
+    # or another model's forward received can be matched to this call (views and detach() share them).
+    output_storages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

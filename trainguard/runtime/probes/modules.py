@@ -316,6 +316,7 @@ class ModuleProbe:
                 location=user_location(),
                 reach=reach,
                 inputs=[weakref.ref(a) for a in args[:_MAX_INPUTS] if _is_dense_float(a)],
+                output_storages=storage_ids(output),
             )
             self.session.window.forwards.append(call)
             self.session.emit("forward", call)
@@ -336,6 +337,26 @@ def _modules_in_call() -> set[int]:
             running.add(id(frame.f_locals.get("self")))
         frame = frame.f_back
     return running
+
+
+def storage_ids(value: Any) -> tuple[int, ...]:
+    """Storage addresses of a tensor's (or a forward output's) dense tensors; a view or a detach() of
+    a tensor has the same. No device read: the address is host metadata."""
+    if isinstance(value, torch.Tensor):
+        items: list[Any] = [value]
+    elif isinstance(value, dict):
+        items = list(value.values())[:_MAX_OUTPUTS]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)[:_MAX_OUTPUTS]
+    else:
+        return ()
+    # Cheaper than _is_dense_float (this runs at every root call): a strided layout has a storage; a
+    # meta or empty one has address 0, and subclasses without a real storage raise.
+    try:
+        addresses = tuple(t.untyped_storage().data_ptr() for t in items if isinstance(t, torch.Tensor) and t.layout is torch.strided)
+    except (RuntimeError, NotImplementedError, TypeError):
+        return ()
+    return tuple(address for address in addresses if address)
 
 
 def _is_dense_float(value: Any) -> bool:
