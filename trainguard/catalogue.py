@@ -129,6 +129,18 @@ RULES: tuple[Rule, ...] = (
         seen_when="two consecutive steps whose every backward retained the graph",
     ),
     Rule(
+        "TG113", "clip-after-step", W, "both",
+        summary="gradient clipping after `optimizer.step()` (the step already used the unclipped gradients)",
+        fix="call clip_grad_norm_/clip_grad_value_ after backward() and before optimizer.step() (after scaler.unscale_(optimizer) when a GradScaler is used)",
+        seen_when="a clip after an optimizer step, before the next backward()",
+    ),
+    Rule(
+        "TG114", "zero-grad-before-step", E, "both",
+        summary="gradients cleared between `backward()` and `optimizer.step()` (the step applies nothing)",
+        fix="clear gradients before backward() or right after optimizer.step(), never between backward() and optimizer.step()",
+        seen_when="the first optimizer step after a zero_grad() that followed its last backward()",
+    ),
+    Rule(
         "TG201", "eval-mode-missing", E, "both",
         summary="evaluation forward passes with Dropout/BatchNorm still in train mode",
         fix="call model.eval() before evaluation (and model.train() before training resumes)",
