@@ -125,7 +125,7 @@ class GradientsCleared:
     optimizer: Optimizer
     state: OptimizerState
     # Backward passes accumulated into the sample since the optimizer's last step, before the call.
-    accumulations: int
+    backward_passes: int
     # Whether the call cleared every parameter of the optimizer; only checked (else None) when
     # backward passes had accumulated, which correct loops never clear before their step.
     whole_optimizer: bool | None

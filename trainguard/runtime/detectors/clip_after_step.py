@@ -30,7 +30,8 @@ class ClipAfterStep(Detector):
         self._backwards += 1
 
     def on_step_end(self, event: StepEnd) -> None:
-        self._stepped[id(event.state)] = (self._backwards, event.index, event.state)
+        key = id(event.state)
+        self._stepped[key] = (self._backwards, event.index, event.state)
 
     def on_clip(self, event: ClipCall) -> None:
         if event.limit is not None and math.isinf(event.limit):

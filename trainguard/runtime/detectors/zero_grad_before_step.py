@@ -26,8 +26,9 @@ class ZeroGradBeforeStep(Detector):
         self._in_a_row: dict[int, int] = {}
 
     def on_gradients_cleared(self, event: GradientsCleared) -> None:
-        if event.accumulations and event.whole_optimizer:
-            self._pending[id(event.state)] = event
+        if event.backward_passes and event.whole_optimizer:
+            key = id(event.state)
+            self._pending[key] = event
 
     def on_backward(self, event: BackwardCall) -> None:
         # A backward pass after the clearing call: the step may use its gradients.
@@ -46,7 +47,7 @@ class ZeroGradBeforeStep(Detector):
         self._in_a_row[key] = self._in_a_row.get(key, 0) + 1
         if self._in_a_row[key] < STEPS_IN_A_ROW:
             return
-        passes = cleared.accumulations if cleared is not None else event.state.accumulations
+        passes = cleared.backward_passes if cleared is not None else event.state.accumulations
         self.report(
             f"optimizer.step() ran after its gradients were cleared: {passes} backward "
             f"pass{'es' if passes > 1 else ''} filled .grad, then {how} before the step, "
