@@ -141,6 +141,12 @@ RULES: tuple[Rule, ...] = (
         seen_when="the first optimizer step after a zero_grad() that followed its last backward()",
     ),
     Rule(
+        "TG115", "scheduler-stepped-per-batch", E, "both",
+        summary="an epoch-scale LR schedule stepped every batch (the learning rate collapses within the first epoch)",
+        fix="step a schedule sized in epochs once per epoch, after the batch loop, or size it in steps (e.g. T_max=epochs * len(loader)) to step it every batch",
+        seen_when="a scheduler step in the second epoch, after the schedule ran out within the first half of the first",
+    ),
+    Rule(
         "TG201", "eval-mode-missing", E, "both",
         summary="evaluation forward passes with Dropout/BatchNorm still in train mode",
         fix="call model.eval() before evaluation (and model.train() before training resumes)",
