@@ -143,7 +143,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "TG115", "scheduler-stepped-per-batch", E, "both",
         summary="an epoch-scale LR schedule stepped every batch (the learning rate collapses within the first epoch)",
-        fix="step a schedule sized in epochs once per epoch, after the batch loop, or size it in steps (e.g. T_max=epochs * len(loader)) to step it every batch",
+        fix="step a schedule sized in epochs once per epoch, after the batch loop, or size it in steps to step it every batch (such as T_max=epochs * len(loader))",
         seen_when="a scheduler step in the second epoch, after the schedule ran out within the first half of the first",
     ),
     Rule(
