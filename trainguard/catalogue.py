@@ -147,6 +147,13 @@ RULES: tuple[Rule, ...] = (
         seen_when="a scheduler step in the second epoch, after the schedule ran out within the first half of the first",
     ),
     Rule(
+        "TG116", "weight-decay-on-norm-and-bias", W, "both",
+        summary="weight decay applied to normalization weights and biases",
+        fix="put normalization weights and biases in a param group with weight_decay=0 (for instance decay only parameters with p.dim() >= 2)",
+        seen_when="the first optimizer step: a param group with weight decay holding normalization weights or biases",
+        thresholds=("norm_decay_warning",),
+    ),
+    Rule(
         "TG201", "eval-mode-missing", E, "both",
         summary="evaluation forward passes with Dropout/BatchNorm still in train mode",
         fix="call model.eval() before evaluation (and model.train() before training resumes)",

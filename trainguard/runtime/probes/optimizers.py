@@ -66,6 +66,8 @@ class OptimizerState:
 
     param_ids: set[int] = field(default_factory=set)
     step_location: Location = UNKNOWN
+    # Where the user made the optimizer (UNKNOWN for one made before the guard was installed).
+    made_at: Location = UNKNOWN
     # The step just begun, announced at once, or after its closure's first call for step(closure).
     pending_start: StepStart | None = None
 
@@ -114,7 +116,7 @@ class OptimizerProbe:
         def __init__(optimizer: Optimizer, *args: Any, **kwargs: Any) -> None:
             original(optimizer, *args, **kwargs)
             try:
-                probe.state(optimizer)
+                probe.state(optimizer).made_at = user_location()
             except Exception as error:
                 probe.session.internal_error("optimizer probe", error)
 
