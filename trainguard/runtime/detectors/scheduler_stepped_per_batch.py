@@ -53,7 +53,8 @@ class SchedulerSteppedPerBatch(Detector):
 
     def on_loader_batch(self, event: LoaderBatch) -> None:
         self._drawn[event.loader] = self._drawn.get(event.loader, 0) + 1
-        self._current = weakref.ref(event.loader)
+        if self._current is None or self._current() is not event.loader:
+            self._current = weakref.ref(event.loader)
 
     def on_scheduler_step(self, event: SchedulerStep) -> None:
         scheduler = event.scheduler
