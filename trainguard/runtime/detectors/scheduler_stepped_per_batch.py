@@ -48,13 +48,15 @@ class SchedulerSteppedPerBatch(Detector):
         self._watched: weakref.WeakKeyDictionary[Any, _Watch] = weakref.WeakKeyDictionary()
 
     def on_loader_iter(self, event: LoaderIterated) -> None:
-        self._passes[event.loader] = self._passes.get(event.loader, 0) + 1
-        self._drawn[event.loader] = 0
+        loader = event.loader
+        self._passes[loader] = self._passes.get(loader, 0) + 1
+        self._drawn[loader] = 0
 
     def on_loader_batch(self, event: LoaderBatch) -> None:
-        self._drawn[event.loader] = self._drawn.get(event.loader, 0) + 1
-        if self._current is None or self._current() is not event.loader:
-            self._current = weakref.ref(event.loader)
+        loader = event.loader
+        self._drawn[loader] = self._drawn.get(loader, 0) + 1
+        if self._current is None or self._current() is not loader:
+            self._current = weakref.ref(loader)
 
     def on_scheduler_step(self, event: SchedulerStep) -> None:
         scheduler = event.scheduler

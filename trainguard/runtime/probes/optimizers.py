@@ -116,7 +116,8 @@ class OptimizerProbe:
         def __init__(optimizer: Optimizer, *args: Any, **kwargs: Any) -> None:
             original(optimizer, *args, **kwargs)
             try:
-                probe.state(optimizer).made_at = user_location()
+                state = probe.state(optimizer)
+                state.made_at = user_location()
             except Exception as error:
                 probe.session.internal_error("optimizer probe", error)
 
