@@ -97,6 +97,26 @@ def _patchable() -> dict[str, object]:
     }
 
 
+
+@pytest.mark.parametrize(
+    "name",
+    ["fire_zero_grad_before_step_keep_tensors", "fire_zero_grad_before_step_model_zero_grad", "fire_clip_after_step_norm_after_update"],
+)
+def test_wrapped_zero_grad_and_clip_leave_weights_bitwise_identical(name: str) -> None:
+    # zero_grad is wrapped to see what it cleared, and a clip's parameters (a generator here) are
+    # read into a list before the clip: the same tensors, the same updates.
+    script = LBFGS_FIXTURE.parent / f"{name}.py"
+    weights = []
+    for guarded in (False, True):
+        torch.manual_seed(0)
+        with trainguard.watch(echo=False) if guarded else nullcontext() as handle:
+            model = runpy.run_path(str(script), run_name="__main__")["model"]
+            assert handle is None or handle.findings
+        weights.append({key: value.clone() for key, value in model.state_dict().items()})
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+
 def test_uninstall_restores_every_patch_and_hook() -> None:
     from torch.nn.modules import module as module_hooks
     from torch.optim import optimizer as optimizer_hooks

@@ -780,7 +780,8 @@ class Interpreter:
             return frozenset((thing,))
         last = qualname.rsplit(".", 1)[-1]
         if last in CLIP_FUNCTIONS and "torch.nn.utils" in qualname:
-            self.emit("clip_grad", ev.ClipGrad(node, qualname))
+            params = _params_in(args[0] if args else kwargs.get("parameters", unknown()))
+            self.emit("clip_grad", ev.ClipGrad(node, qualname, params.sources if params else None))
             return unknown()
         if qualname == "torch.autograd.backward":
             self.emit("backward", ev.Backward(node, first, _constant(node, "retain_graph", False)))
