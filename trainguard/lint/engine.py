@@ -53,6 +53,10 @@ def analyze(script: Script, reporter: Reporter, rule_classes: Iterable[type[Lint
         entries += [(item, node.name) for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
     methods = {id(function) for function, _ in entries}
     entries += [(node, None) for node in script.all_functions if id(node) not in methods]
+    triggers = [cls.trace_triggers(script) for cls in classes]
+    if None not in triggers:  # skip the functions in which no enabled rule could report
+        relevant = script.relevant_functions(frozenset(group for groups in triggers for group in groups))  # type: ignore[union-attr]
+        entries = [(function, owner) for function, owner in entries if function is None or id(function) in relevant]
     for function, class_name in entries:
         if budget <= 0:
             return

@@ -63,6 +63,12 @@ RETURNS_RECEIVER = {"to", "cuda", "cpu", "train", "eval", "half", "float", "doub
 MODEL_READ_ONLY = {"parameters", "named_parameters", "state_dict", "modules", "children", "named_modules", "named_children", "buffers", "named_buffers", "get_submodule", "extra_repr", "num_parameters", "load_state_dict", "register_buffer", "register_forward_hook", "register_forward_pre_hook"}
 
 
+_UNKNOWN = unknown()
+# Handlers by node type, filled on first use (a dict lookup instead of a formatted getattr per node).
+_STATEMENTS: dict[type, Callable] = {}
+_EXPRESSIONS: dict[type, Callable] = {}
+
+
 class BudgetExceeded(Exception):
     """The file needs more abstract steps than a lint run may spend on it: stop this trace."""
 
@@ -159,13 +165,15 @@ class Interpreter:
 
     def statement(self, node: ast.stmt) -> None:
         """Run one statement: its `stmt_<Type>` handler, or just the expressions in it."""
-        method = getattr(self, f"stmt_{type(node).__name__}", None)
-        if method is not None:
-            method(node)
-        else:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.expr):
-                    self.eval(child)
+        method = _STATEMENTS.get(type(node))
+        if method is None:
+            method = _STATEMENTS[type(node)] = getattr(type(self), f"stmt_{type(node).__name__}", None) or Interpreter._generic_statement
+        method(self, node)
+
+    def _generic_statement(self, node: ast.stmt) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                self.eval(child)
 
     def stmt_Expr(self, node: ast.Expr) -> None:
         self.eval(node.value)
@@ -396,10 +404,13 @@ class Interpreter:
     def eval(self, node: ast.expr | None) -> frozenset:
         """The possible values of an expression, emitting the events of the calls in it."""
         if node is None or self.state is None:
-            return unknown()
-        method = getattr(self, f"expr_{type(node).__name__}", None)
-        if method is not None:
-            return method(node)
+            return _UNKNOWN
+        method = _EXPRESSIONS.get(type(node))
+        if method is None:
+            method = _EXPRESSIONS[type(node)] = getattr(type(self), f"expr_{type(node).__name__}", None) or Interpreter._generic_expression
+        return method(self, node)
+
+    def _generic_expression(self, node: ast.expr) -> frozenset:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 self.eval(child)
@@ -408,7 +419,31 @@ class Interpreter:
         return unknown()
 
     def expr_Constant(self, node: ast.Constant) -> frozenset:
-        return unknown()
+        return _UNKNOWN
+
+    def expr_Compare(self, node: ast.Compare) -> frozenset:
+        self.eval(node.left)
+        for comparator in node.comparators:
+            self.eval(comparator)
+        return _UNKNOWN
+
+    def expr_BoolOp(self, node: ast.BoolOp) -> frozenset:
+        for value in node.values:
+            self.eval(value)
+        return _UNKNOWN
+
+    def expr_JoinedStr(self, node: ast.JoinedStr) -> frozenset:
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                self.eval(value.value)
+                self.eval(value.format_spec)
+        return _UNKNOWN
+
+    def expr_Slice(self, node: ast.Slice) -> frozenset:
+        self.eval(node.lower)
+        self.eval(node.upper)
+        self.eval(node.step)
+        return _UNKNOWN
 
     def expr_Name(self, node: ast.Name) -> frozenset:
         return self.lookup(node.id)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import bisect
+import re
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from trainguard.lint.names import ImportMap
 from trainguard.lint.vocabulary import (
@@ -17,6 +20,7 @@ from trainguard.lint.vocabulary import (
 )
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+_CALLED = re.compile(r"\s*\(")
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Script:
         self._generators: dict[int, bool] = {}
         self._mode_dependent_classes: dict[str, bool] = {}
         self._parameter_classes: dict[str, bool | None] = {}
+        self._relevant: dict[frozenset[frozenset[str]], set[int]] = {}
         for node in tree.body:
             self._index(node)
 
@@ -211,9 +216,112 @@ class Script:
             return False if func.id in HARMLESS_CALLS or func.id in ("super", "setattr") else None
         return None
 
+    def may_build_mode_dependent(self) -> bool:
+        """The file names a Dropout/BatchNorm-like layer or a torchvision model that holds one
+        (without such a name no model of the file is known to depend on train/eval mode)."""
+        names = self.attribute_names | {name.rsplit(".", 1)[-1] for name in self.imports.names.values()}
+        return any(MODE_DEPENDENT_LAYERS.match(name) or TORCHVISION_MODE_DEPENDENT.match(name) for name in names)
+
+    def relevant_functions(self, groups: frozenset[frozenset[str]]) -> set[int]:
+        """The functions (by id) whose code, with the file code they may call, uses every word of
+        one of the trigger groups (a rule's `triggers`).
+
+        A cheap over-approximation on the source text: a function's lines (decorators included),
+        the file functions, classes and methods named there (by any receiver), and for a method its
+        class's `__init__` (an entry method starts from a constructed instance). A word counts where
+        code uses it: after `.` or `@`, or called (`.step`, `@no_grad`, `backward(`, never
+        `def backward(`). Words imported under another name (`from torch.nn import DataParallel
+        as DP`) count under that name too."""
+        if groups not in self._relevant:
+            self._relevant[groups] = self._find_relevant(groups)
+        return self._relevant[groups]
+
+    def _find_relevant(self, groups: frozenset[frozenset[str]]) -> set[int]:
+        triggers = frozenset().union(*groups)
+        if not triggers or not self.all_functions:
+            return set()
+        meaning = {word: word for word in triggers}
+        for local, name in self.imports.names.items():  # `from torch.nn import DataParallel as DP`
+            known = [part for part in name.split(".") if part in triggers]
+            if known and local not in meaning:
+                meaning[local] = known[-1]
+        meaning = {local: word for local, word in meaning.items() if local in self.source}  # a substring test is cheap
+        if not meaning:
+            return set()
+        line_starts = [0]
+        for line in self.source.splitlines(keepends=True):
+            line_starts.append(line_starts[-1] + len(line))
+        spans: list[tuple[int, int, FunctionNode]] = []
+        for function in self.all_functions:
+            first_line = min([function.lineno, *(d.lineno for d in function.decorator_list)])
+            last_line = min(function.end_lineno or function.lineno, len(line_starts) - 1)
+            spans.append((line_starts[first_line - 1], line_starts[last_line], function))
+        spans.sort(key=lambda span: (span[0], -span[1]))
+        starts = [span[0] for span in spans]
+        parents: list[int] = []  # index of the enclosing span (-1: none)
+        open_spans: list[int] = []
+        for index, (start, end, _) in enumerate(spans):
+            while open_spans and spans[open_spans[-1]][1] <= start:
+                open_spans.pop()
+            parents.append(open_spans[-1] if open_spans else -1)
+            open_spans.append(index)
+
+        def enclosing(offset: int) -> Iterator[FunctionNode]:
+            """The functions whose text holds this offset, innermost first."""
+            index = bisect.bisect_right(starts, offset) - 1
+            while index >= 0:
+                if offset < spans[index][1]:
+                    yield spans[index][2]
+                index = parents[index]
+        words: dict[int, set[str]] = {id(function): set() for function in self.all_functions}
+        source = self.source
+        used = "|".join(sorted(map(re.escape, meaning), key=len, reverse=True))
+        for match in re.finditer(used, source):  # a plain alternation is fast; the context is checked here
+            at, after = match.start(), match.end()
+            before = source[at - 1] if at else " "
+            if after < len(source) and (source[after].isalnum() or source[after] == "_"):
+                continue
+            if before in ".@" or not (before.isalnum() or before == "_") and _CALLED.match(source, after) and not source.endswith("def ", 0, at):
+                for function in enclosing(at):
+                    words[id(function)].add(meaning[match.group()])
+        # Methods start from an instance their class's __init__ built; a class named runs its __init__.
+        inits: dict[int, tuple[str, list[FunctionNode]]] = {}
+        for node in self.all_classes:
+            init = self.find_method(node.name, "__init__") if node.name in self.classes else None
+            methods = [item for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            init = init or next((item for item in methods if item.name == "__init__"), None)
+            if init is not None:
+                inits.setdefault(id(init), (node.name, []))[1].extend(item for item in methods if item is not init)
+        frontier = [function for function in self.all_functions if words[id(function)]]
+        while frontier:  # callers take on what their callees use, to a fixed point
+            by_name: dict[str, list[FunctionNode]] = {}
+            reached: list[FunctionNode] = []
+            for callee in frontier:
+                by_name.setdefault(callee.name, []).append(callee)
+                if id(callee) in inits:
+                    class_name, methods = inits[id(callee)]
+                    by_name.setdefault(class_name, []).append(callee)
+                    for method in methods:
+                        if not words[id(callee)] <= words[id(method)]:
+                            words[id(method)] |= words[id(callee)]
+                            reached.append(method)
+            names = "|".join(sorted(map(re.escape, by_name), key=len, reverse=True))
+            for match in re.finditer(names, source):
+                at, after = match.start(), match.end()
+                if at and (source[at - 1].isalnum() or source[at - 1] == "_") or after < len(source) and (source[after].isalnum() or source[after] == "_"):
+                    continue
+                for caller in enclosing(at):
+                    for callee in by_name[match.group()]:
+                        if callee is not caller and not words[id(callee)] <= words[id(caller)]:
+                            words[id(caller)] |= words[id(callee)]
+                            reached.append(caller)
+            frontier = reached
+        return {id(f) for f in self.all_functions if any(group <= words[id(f)] for group in groups)}
+
     def is_generator(self, function: FunctionNode) -> bool:
         """The function yields (calling it runs nothing yet)."""
         key = id(function)
         if key not in self._generators:
-            self._generators[key] = any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in ast.walk(function))
+            # Most files hold no `yield` at all: no walk over every called function then.
+            self._generators[key] = "yield" in self.source and any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in ast.walk(function))
         return self._generators[key]

@@ -36,6 +36,14 @@ class Checkpoints(LintRule):
     """TG701 at `torch.load(..., weights_only=False)`; TG702 at `torch.save` of a checkpoint dict."""
 
     codes = ("TG701", "TG702")
+    triggers = (frozenset(("load",)), frozenset(("save",)))
+
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
+        """TG701 needs a literal `weights_only=False`, TG702 a file that mentions an optimizer."""
+        load = (frozenset(("load",)),) if "weights_only" in script.source else ()
+        save = (frozenset(("save",)),) if re.search(r"optim", script.source, re.I) else ()
+        return load + save
 
     def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
         if event.qualname != "torch.load":

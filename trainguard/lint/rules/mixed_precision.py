@@ -29,6 +29,7 @@ class MixedPrecision(LintRule):
     """TG601 at the optimizer step after a float16 forward; TG602 at the deprecated call."""
 
     codes = ("TG601", "TG602")
+    triggers = (frozenset(("step", "backward")), *(frozenset((name.rsplit(".", 1)[-1],)) for name in DEPRECATED))
 
     def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
         if event.qualname in DEPRECATED:

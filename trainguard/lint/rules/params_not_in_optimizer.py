@@ -40,6 +40,7 @@ class ParamsNotInOptimizer(LintRule):
     """TG105, at the (first) optimizer's construction."""
 
     codes = ("TG105",)
+    triggers = (frozenset(("backward",)),)  # only backpropagated models are checked
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Compare the models trained in this trace with the optimizers' parameter sources."""
