@@ -60,7 +60,11 @@ AUTOCAST_CONTEXTS = {
 DTYPES = {"torch.float16": "float16", "torch.half": "float16", "torch.bfloat16": "bfloat16", "torch.float32": None, "torch.float": None}
 CLIP_FUNCTIONS = {"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"}
 RETURNS_RECEIVER = {"to", "cuda", "cpu", "train", "eval", "half", "float", "double", "bfloat16", "requires_grad_", "share_memory", "type"}
-MODEL_READ_ONLY = {"parameters", "named_parameters", "state_dict", "modules", "children", "named_modules", "named_children", "buffers", "named_buffers", "get_submodule", "extra_repr", "num_parameters", "load_state_dict", "register_buffer", "register_forward_hook", "register_forward_pre_hook"}
+MODEL_READ_ONLY = {"parameters", "named_parameters", "state_dict", "modules", "children", "named_modules", "named_children", "buffers", "named_buffers", "get_submodule", "extra_repr", "num_parameters", "load_state_dict", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "apply"}
+# torch.distributed APIs that return (or shard in place) the module they receive: its parameters, modes and gradients.
+MODULE_WRAPPERS = frozenset(("parallelize_module", "fully_shard", "FullyShardedDataParallel", "FSDP", "checkpoint_wrapper", "replicate"))
+# torch containers: `self.transformer.wte(x)` on an nn.ModuleDict calls a child, it does nothing to the container.
+CONTAINERS = frozenset(("ModuleDict", "ModuleList", "Sequential"))
 
 
 _UNKNOWN = unknown()
@@ -485,6 +489,8 @@ class Interpreter:
                     result |= self.state.vars[key]
                 elif owner.kind == "loader" and node.attr == "sampler" and owner.facts.get("sampler"):
                     result |= owner.facts["sampler"]
+                elif owner.kind == "model" and node.attr == "module":
+                    result.add(owner)  # `model.module` of a DDP-wrapped model: the wrapper is the model here
                 else:
                     result |= self._guess((owner, node.attr), node.attr)
             elif isinstance(owner, Tensor):
@@ -606,10 +612,27 @@ class Interpreter:
         if isinstance(func, ast.Attribute):
             receivers = self.eval(func.value)
             return self.method_call(node, receivers, func.attr, args, kwargs)
+        if isinstance(func, ast.Name) and func.id == "super" and "super" not in self.script.functions:
+            return self._super(node, args)
         callees = self.eval(func)
         if isinstance(func, ast.Name) and func.id in HARMLESS_CALLS and not things(callees, "function") and not things(callees, "class"):
             return self.builtin_call(func.id, args)
         return self.call_values(node, callees, args, kwargs)
+
+    def _super(self, node: ast.Call, args: list[frozenset]) -> frozenset:
+        """`super().__init__()` / `super(Net, self).__init__()`: a proxy of the instance that looks
+        methods up from the class's first base (not an escape of `self` to unseen code)."""
+        frame = self.frames[-1]
+        if node.args:
+            class_name = node.args[0].id if isinstance(node.args[0], ast.Name) else None
+            instances = things(args[1]) if len(args) > 1 else []
+            instance = instances[0] if len(instances) == 1 and len(args[1]) == 1 else None
+        else:
+            class_name = self.script.method_owner.get(id(frame.function)) if frame.function is not None else None
+            instance = frame.self_thing
+        if class_name is None or instance is None:
+            return _UNKNOWN
+        return frozenset((Thing("super", class_name, node, facts={"instance": instance}),))
 
     def builtin_call(self, name: str, args: list[frozenset]) -> frozenset:
         """A builtin that only reshapes its arguments (`list`, `enumerate`, `tqdm`, `sum`, `float`, ...)."""
@@ -782,6 +805,8 @@ class Interpreter:
             return self._create(node, "dataset", qualname, map_style=True)
         if qualname in ("torch.compile", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel", "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.data_parallel.DataParallel") or qualname.endswith("DistributedDataParallel"):
             return first
+        if qualname.startswith("torch.distributed.") and qualname.rsplit(".", 1)[-1] in MODULE_WRAPPERS:
+            return kwargs.get("module", first)  # the same parameters, wrapped in place or around
         if qualname in ("itertools.chain",):
             params = _params_in(frozenset().union(*args) if args else frozenset())
             return frozenset((params,)) if params else unknown()
@@ -967,6 +992,20 @@ class Interpreter:
             if function is not None:
                 return self._call_function(function, args, kwargs, thing, node)
             return self.opaque(node, [frozenset((thing,)), *args], kwargs)
+        if kind == "super":
+            base = self.script.first_base(thing.name)
+            function = self.script.find_method(base, method) if base is not None else None
+            if function is not None:
+                return self._call_function(function, args, kwargs, thing.facts["instance"], node)
+            return self.opaque(node, args, kwargs)  # nn.Module.__init__ & co: they touch nothing we track
+        if kind == "class":
+            # `GPT.from_pretrained(...)`: a classmethod runs with `cls` bound to the class, a staticmethod without.
+            function = self.script.find_method(thing.name, method)
+            if function is not None and _is_static(function):
+                return self._call_function(function, args, kwargs, None, node)
+            if function is not None and _decorated(function, "classmethod"):
+                return self._call_function(function, args, kwargs, thing, node)
+            return self.opaque(node, args, kwargs)
         return unknown()
 
     def _model_method(self, node: ast.Call, thing: Thing, method: str, args: list[frozenset], kwargs: dict[str, frozenset]) -> frozenset:
@@ -989,6 +1028,13 @@ class Interpreter:
         function = self.script.find_method(thing.facts.get("class", ""), method) if "class" in thing.facts else None
         if function is not None:
             return self._call_function(function, args, kwargs, thing, node)
+        if torch_nn_class(thing.facts.get("qualname", "")) in CONTAINERS:
+            if method in ("append", "extend", "insert", "add_module", "update"):
+                for part in things(frozenset().union(*args, *kwargs.values()) if args or kwargs else frozenset()):
+                    if part.kind in ("model", "layer"):
+                        part.facts.setdefault("parent", (thing, method))
+                return _UNKNOWN
+            return self.opaque(node, args, kwargs)
         return self.opaque(node, [frozenset((thing,)), *args], kwargs)
 
     def _tensor_method(self, node: ast.Call, tensor: Tensor, method: str, args: list[frozenset]) -> frozenset:
@@ -1200,6 +1246,10 @@ def _handled_events(rule_class: type) -> tuple[str, ...]:
 
 def _is_static(function: FunctionNode) -> bool:
     return any(isinstance(d, ast.Name) and d.id in ("staticmethod",) for d in function.decorator_list)
+
+
+def _decorated(function: FunctionNode, name: str) -> bool:
+    return any(isinstance(d, ast.Name) and d.id == name for d in function.decorator_list)
 
 
 def _decorated_no_grad(function: FunctionNode, script: Script) -> bool:

@@ -20,11 +20,12 @@ class Reporter:
         self.findings: list[Finding] = []
         self.seen: set[tuple[str, int, int]] = set()
         self.suppressed = 0
+        self.foreign: frozenset[int] = frozenset()  # nodes of imported project modules: reported when those files are linted
 
     def report(self, code: str, node: ast.AST, message: str, evidence: dict[str, Any], severity: Severity | None) -> None:
         """Record one finding unless disabled, already reported at this place, or silenced by a comment;
         the fix is the rule's catalogue entry's."""
-        if code not in self.enabled:
+        if code not in self.enabled or id(node) in self.foreign:
             return
         line = getattr(node, "lineno", 1)
         column = getattr(node, "col_offset", 0) + 1

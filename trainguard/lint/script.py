@@ -6,6 +6,8 @@ import ast
 import bisect
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Iterator
 
 from trainguard.lint.names import ImportMap
@@ -35,7 +37,8 @@ class ClassInfo:
 class Script:
     """One parsed file with the indexes the interpreter and rules share."""
 
-    def __init__(self, path: str, source: str, tree: ast.Module) -> None:
+    def __init__(self, path: str, source: str, tree: ast.Module, folder: Path | None = None) -> None:
+        """`folder`: where the file lies on disk, for its project-local imports (None: none followed)."""
         self.path = path
         self.source = source
         self.tree = tree
@@ -76,6 +79,51 @@ class Script:
         self._relevant: dict[frozenset[frozenset[str]], set[int]] = {}
         for node in tree.body:
             self._index(node)
+        self.method_owner: dict[int, str] = {
+            id(item): node.name for node in self.all_classes for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
+        self._has_yield = "yield" in source
+        self.siblings: list[str] = []  # the project modules whose definitions this file imports
+        self._sibling_paths: list[Path] = []
+        self._nodes: frozenset[int] | None = None
+        if folder is not None:
+            self._import_siblings(folder)
+
+    def _import_siblings(self, folder: Path) -> None:
+        """`from model import GPT` with model.py beside this file: GPT becomes a class of this file.
+
+        The sibling's own imports come along for the code of its definitions (names this file binds
+        otherwise keep this file's meaning); each sibling is read and indexed once per run."""
+        for node in ast.walk(self.tree):
+            if not isinstance(node, ast.ImportFrom) or not node.module or node.level > 1 or "." in node.module:
+                continue
+            if node.level == 0 and node.module in self.imports.names:
+                continue  # `import model` elsewhere in the file: keep it simple, do not guess
+            sibling = load_sibling(folder / f"{node.module}.py")
+            if sibling is None:
+                continue
+            self.siblings.append(node.module)
+            self._sibling_paths.append(folder / f"{node.module}.py")
+            for alias in node.names:
+                local = alias.asname or alias.name
+                if alias.name in sibling.classes and self.classes.get(local, sibling.classes[alias.name]) is sibling.classes[alias.name]:
+                    self.classes[local] = sibling.classes[alias.name]
+                    for base in sibling.classes.values():  # file base classes of the imported class
+                        self.classes.setdefault(base.node.name, base)
+                elif alias.name in sibling.functions and local not in self.functions:
+                    self.functions[local] = sibling.functions[alias.name]
+                else:
+                    continue
+                if self.imports.names.get(local) == f"{node.module}.{alias.name}":
+                    del self.imports.names[local]
+            for local, name in sibling.imports.names.items():
+                self.imports.names.setdefault(local, name)
+            self.discarded_calls |= sibling.discarded_calls
+            for key, owner in sibling.method_owner.items():
+                self.method_owner.setdefault(key, owner)
+            self.freezes_parameters = self.freezes_parameters or sibling.freezes_parameters
+            self.attribute_names |= sibling.attribute_names
+            self._has_yield = self._has_yield or sibling._has_yield
 
     def _index(self, node: ast.stmt) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -90,6 +138,13 @@ class Script:
             # Definitions guarded by `if TYPE_CHECKING` / try-import blocks are still definitions.
             for child in node.body:
                 self._index(child)
+
+    def first_base(self, class_name: str) -> str | None:
+        """The first base of a file class that is itself a file class (where `super()` looks first)."""
+        info = self.classes.get(class_name)
+        if info is None:
+            return None
+        return next((b.rsplit(".", 1)[-1] for b in info.base_names if b.rsplit(".", 1)[-1] in self.classes), None)
 
     def find_method(self, class_name: str, method: str) -> FunctionNode | None:
         """A method of a file class, looked up through file-defined base classes."""
@@ -216,6 +271,16 @@ class Script:
             return False if func.id in HARMLESS_CALLS or func.id in ("super", "setattr") else None
         return None
 
+    def foreign_nodes(self) -> frozenset[int]:
+        """The nodes (by id) of the project modules this file imports definitions from."""
+        return frozenset().union(*(load_sibling(folder).nodes() for folder in self._sibling_paths)) if self._sibling_paths else frozenset()
+
+    def nodes(self) -> frozenset[int]:
+        """Every node of this file (by id), computed once."""
+        if self._nodes is None:
+            self._nodes = frozenset(map(id, ast.walk(self.tree)))
+        return self._nodes
+
     def may_build_mode_dependent(self) -> bool:
         """The file names a Dropout/BatchNorm-like layer or a torchvision model that holds one
         (without such a name no model of the file is known to depend on train/eval mode)."""
@@ -323,5 +388,23 @@ class Script:
         key = id(function)
         if key not in self._generators:
             # Most files hold no `yield` at all: no walk over every called function then.
-            self._generators[key] = "yield" in self.source and any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in ast.walk(function))
+            self._generators[key] = self._has_yield and any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in ast.walk(function))
         return self._generators[key]
+
+
+@lru_cache(maxsize=256)
+def load_sibling(path: Path) -> Script | None:
+    """A project module beside a linted file, parsed and indexed once (None when absent or unreadable).
+
+    Its own siblings are not followed: one level of project imports (the model file of a training script)."""
+    from trainguard.lint.source import ParseFailure, read_source
+
+    try:
+        if not path.is_file():
+            return None
+    except OSError:
+        return None
+    parsed = read_source(path, path.as_posix(), 4 * 1024 * 1024)
+    if isinstance(parsed, ParseFailure):
+        return None
+    return Script(path.as_posix(), parsed.source, parsed.tree)
