@@ -130,6 +130,7 @@ class Interpreter:
         self.escaped: set[Thing] = set()
         self.escaped_origins: set[ast.AST] = set()  # forward calls whose outputs unseen code received
         self.loop_assignments: dict[int, dict[str, int]] = {}
+        self.loop_frames: dict[int, int] = {}  # loop node -> the frame it runs in
         self.log: list[Logged] = []
 
     # ---- events -------------------------------------------------------------------------------
@@ -328,6 +329,7 @@ class Interpreter:
     def loop(self, node: ast.For | ast.AsyncFor | ast.While, start_iteration: Callable[[], Any], iterated: frozenset) -> None:
         """Two passes over the body (the second from where the first ended); loops are assumed to run."""
         self.emit("loop_start", ev.LoopStart(node, iterated))
+        self.loop_frames[id(node)] = self.frames[-1].ident
         self.loops.append(node)
         self.controls.append(node)
         exits = LoopExits()
@@ -941,6 +943,9 @@ class Interpreter:
     def _thing_method(self, node: ast.Call, thing: Thing, method: str, args: list[frozenset], kwargs: dict[str, frozenset]) -> frozenset:
         kind = thing.kind
         first = args[0] if args else unknown()
+        if kind in ("instance", "model") and ("attr", thing, method) in self.state.vars and self.script.find_method(thing.facts.get("class", ""), method) is None:
+            # `self.model(x)`, `self.criterion(out, y)`: calling what an attribute holds, not a method.
+            return self.call_values(node, self.state.vars[("attr", thing, method)], args, kwargs)
         if kind == "optimizer":
             if method == "step":
                 if args:
@@ -1114,7 +1119,10 @@ class Interpreter:
 
     def _assigned_in_loop(self, target: ast.expr, before_line: int) -> bool:
         """The target (`losses`, `self.history`) is (re)bound inside the innermost loop before this line."""
-        loop = self.loops[-1]
+        loop: ast.AST = self.loops[-1]
+        function = self.frames[-1].function
+        if isinstance(target, ast.Name) and function is not None and self.loop_frames.get(id(loop)) != self.frames[-1].ident:
+            loop = function  # a local of a function called in the loop: each call binds it anew
         first_lines = self.loop_assignments.get(id(loop))
         if first_lines is None:
             first_lines = {}
