@@ -481,7 +481,9 @@ class Interpreter:
     def expr_Attribute(self, node: ast.Attribute) -> frozenset:
         qualname = self.script.imports.qualname(node)
         if qualname is not None:
-            return unknown()
+            if qualname in DTYPES:  # a dtype held in a variable still names its precision
+                return frozenset((Thing("dtype", qualname, node, facts={"dtype": DTYPES[qualname]}),))
+            return _UNKNOWN
         owners = self.eval(node.value)
         result: set = set()
         for owner in owners:
@@ -791,13 +793,13 @@ class Interpreter:
             self.state.set(GRAD, (grad,))  # as a statement it switches; as a context it is restored
             return frozenset((Thing("context", qualname, node, facts={"grad": grad}),))
         if qualname in AUTOCAST_CONTEXTS:
-            return frozenset((Thing("context", qualname, node, facts={"autocast": self._autocast_dtype(node, qualname)}),))
+            return frozenset((Thing("context", qualname, node, facts={"autocast": self._autocast_dtype(node, qualname, kwargs.get("dtype"))}),))
         if qualname.endswith("utils.data.DataLoader") or qualname == "torch.utils.data.dataloader.DataLoader":
             return self._create(
                 node,
                 "loader",
                 qualname,
-                shuffle=_constant(node, "shuffle", False),
+                shuffle=self._loader_option(node, "shuffle", False),
                 sampler=kwargs.get("sampler") or kwargs.get("batch_sampler"),
                 dataset=kwargs.get("dataset", first),
             )
@@ -879,7 +881,25 @@ class Interpreter:
         self.emit("created", ev.Created(node, thing))
         return thing
 
-    def _autocast_dtype(self, node: ast.Call, qualname: str) -> Any:
+    def _loader_option(self, node: ast.Call, name: str, default: Any) -> Any:
+        """A literal keyword of a call, also through `**options` of dicts whose keys are all known
+        (`DataLoader(ds, **train_kwargs)`); None when it cannot be told."""
+        value = _keyword(node, name)
+        if value is not None:
+            return value.value if isinstance(value, ast.Constant) else None
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                values = self.eval(keyword.value) if isinstance(keyword.value, (ast.Name, ast.Attribute)) else _UNKNOWN
+                dicts = things(values, "dict")
+                if not dicts or len(dicts) != len(values):
+                    return None
+                for options in dicts:
+                    entries = options.facts["entries"]
+                    if "**" in entries or name in entries:
+                        return None  # the key may be there: its value is not a literal we keep
+        return default
+
+    def _autocast_dtype(self, node: ast.Call, qualname: str, dtype_values: frozenset | None = None) -> Any:
         enabled = _constant(node, "enabled", True)
         if enabled is False:
             return None
@@ -887,6 +907,9 @@ class Interpreter:
         if dtype_node is not None:
             dtype_name = self.script.imports.qualname(dtype_node)
             dtype = DTYPES.get(dtype_name, TOP) if dtype_name else TOP
+            held = things(dtype_values or (), "dtype")
+            if not dtype_name and held and len(held) == len(dtype_values or ()) and len({t.facts["dtype"] for t in held}) == 1:
+                dtype = held[0].facts["dtype"]  # `amp_dtype = torch.float16` ... `autocast(..., dtype=amp_dtype)`
         elif AUTOCAST_CONTEXTS[qualname] is not None:
             dtype = AUTOCAST_CONTEXTS[qualname]
         else:
@@ -987,7 +1010,12 @@ class Interpreter:
                 self.emit("clear", ev.Clear(node, frozenset((thing,)), source_text(node.func.value)))  # type: ignore[attr-defined]
             return unknown()
         if kind == "dict":
-            if method not in ("get", "items", "keys", "values", "copy"):
+            others = things(first, "dict")
+            if method == "update" and not kwargs and len(args) == 1 and others and len(others) == len(first):
+                for other in others:  # `train_kwargs.update(cuda_kwargs)`: the keys of known dicts
+                    for key, value in other.facts["entries"].items():
+                        thing.facts["entries"][key] = thing.facts["entries"].get(key, frozenset()) | value
+            elif method not in ("get", "items", "keys", "values", "copy"):
                 thing.facts["entries"]["**"] = unknown()  # `.update(...)` & co: keys we cannot list
             return unknown()
         if kind == "model":
