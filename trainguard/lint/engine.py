@@ -110,7 +110,7 @@ def _lint_parsed(
     if not analyse_all and not any(name.split(".")[0] in ECOSYSTEM for name in script.imports.names.values()) and ".backward(" not in source:
         return None
     reporter = Reporter(path, enabled, find_suppressions(source))
-    reporter.foreign = script.foreign_nodes()
+    reporter.is_foreign = script.is_foreign
     analyze(script, reporter, _rule_classes(), budget)
     return reporter.findings
 

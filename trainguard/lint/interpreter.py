@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 from trainguard.lint import events as ev
 from trainguard.lint.names import source_text
-from trainguard.lint.script import FunctionNode, Script
+from trainguard.lint.script import FunctionNode, Script, walk
 from trainguard.lint.values import TOP, Params, State, Tensor, Thing, merge_tensors, tensors, things, unknown
 from trainguard.lint.vocabulary import (
     DETACHING_BUILTINS,
@@ -1154,7 +1154,7 @@ class Interpreter:
         first_lines = self.loop_assignments.get(id(loop))
         if first_lines is None:
             first_lines = {}
-            for statement in ast.walk(loop):
+            for statement in walk(loop):
                 if isinstance(statement, (ast.Assign, ast.AnnAssign)):
                     for assigned in statement.targets if isinstance(statement, ast.Assign) else [statement.target]:
                         for name in ast.walk(assigned):
