@@ -322,12 +322,14 @@ class Script:
         """The functions (by id) whose code, with the file code they may call, uses every word of
         one of the trigger groups (a rule's `triggers`).
 
-        A cheap over-approximation on the source text: a function's lines (decorators included),
-        the file functions, classes and methods named there (by any receiver), and for a method its
-        class's `__init__` (an entry method starts from a constructed instance). A word counts where
-        code uses it: after `.` or `@`, or called (`.step`, `@no_grad`, `backward(`, never
-        `def backward(`). Words imported under another name (`from torch.nn import DataParallel
-        as DP`) count under that name too."""
+        Read from the source text: a function's lines (decorators included), the file functions,
+        classes and methods it calls there (by any receiver), and for a method its class's
+        `__init__` (an entry method starts from a constructed instance). A word or a definition's
+        name counts where code uses it: after `.` or `@`, or called (`.step`, `@no_grad`,
+        `backward(`, `Net(`; never `def backward(` or prose in a docstring). Words imported under
+        another name (`from torch.nn import DataParallel as DP`) count under that name too. A
+        function reached only through a variable (`fn = helper; fn()`) is missed here; the module's
+        own trace still runs it."""
         if groups not in self._relevant:
             self._relevant[groups] = self._find_relevant(groups)
         return self._relevant[groups]
@@ -404,8 +406,11 @@ class Script:
             names = "|".join(sorted(map(re.escape, by_name), key=len, reverse=True))
             for match in re.finditer(names, source):
                 at, after = match.start(), match.end()
-                if at and (source[at - 1].isalnum() or source[at - 1] == "_") or after < len(source) and (source[after].isalnum() or source[after] == "_"):
+                before = source[at - 1] if at else " "
+                if before.isalnum() or before == "_" or after < len(source) and (source[after].isalnum() or source[after] == "_"):
                     continue
+                if before != "." and not (_CALLED.match(source, after) and not source.endswith("def ", 0, at)):
+                    continue  # named in prose or a definition, not called: `self.forward`, `Net(` and `helper(` count
                 for caller in enclosing(at):
                     for callee in by_name[match.group()]:
                         if callee is not caller and not words[id(callee)] <= words[id(caller)]:
