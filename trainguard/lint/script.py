@@ -325,8 +325,8 @@ class Script:
         Read from the source text: a function's lines (decorators included), the file functions,
         classes and methods it calls there (by any receiver), and for a method its class's
         `__init__` (an entry method starts from a constructed instance). A word or a definition's
-        name counts where code uses it: after `.` or `@`, or called (`.step`, `@no_grad`,
-        `backward(`, `Net(`; never `def backward(` or prose in a docstring). Words imported under
+        name counts where code uses it: after `.` or `@`, called, or as a receiver (`.step`,
+        `@no_grad`, `backward(`, `Net(`, `optim.SGD`; never `def backward(` or prose). Words imported under
         another name (`from torch.nn import DataParallel as DP`) count under that name too. A
         function reached only through a variable (`fn = helper; fn()`) is missed here; the module's
         own trace still runs it."""
@@ -379,7 +379,8 @@ class Script:
             before = source[at - 1] if at else " "
             if after < len(source) and (source[after].isalnum() or source[after] == "_"):
                 continue
-            if before in ".@" or not (before.isalnum() or before == "_") and _CALLED.match(source, after) and not source.endswith("def ", 0, at):
+            used = _CALLED.match(source, after) or source.startswith(".", after)  # `backward(`, `optim.SGD`
+            if before in ".@" or not (before.isalnum() or before == "_") and used and not source.endswith("def ", 0, at):
                 for function in enclosing(at):
                     words[id(function)].add(meaning[match.group()])
         # Methods start from an instance their class's __init__ built; a class named runs its __init__.
