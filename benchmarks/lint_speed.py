@@ -93,7 +93,7 @@ def torch_sources() -> list[Path]:
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("torch is not installed: nothing to measure")
-    root = Path(list(spec.submodule_search_locations)[0])
+    root = Path(next(iter(spec.submodule_search_locations)))
     return [root / "nn", root / "distributed"]
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ast
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from trainguard.catalogue import get_rule
 from trainguard.findings import Finding, Severity

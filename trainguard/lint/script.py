@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from trainguard.lint.names import ImportMap
 from trainguard.lint.vocabulary import (
@@ -379,8 +379,8 @@ class Script:
             before = source[at - 1] if at else " "
             if after < len(source) and (source[after].isalnum() or source[after] == "_"):
                 continue
-            used = _CALLED.match(source, after) or source.startswith(".", after)  # `backward(`, `optim.SGD`
-            if before in ".@" or not (before.isalnum() or before == "_") and used and not source.endswith("def ", 0, at):
+            called = _CALLED.match(source, after) or source.startswith(".", after)  # `backward(`, `optim.SGD`
+            if before in ".@" or not (before.isalnum() or before == "_") and called and not source.endswith("def ", 0, at):
                 for function in enclosing(at):
                     words[id(function)].add(meaning[match.group()])
         # Methods start from an instance their class's __init__ built; a class named runs its __init__.

@@ -17,6 +17,7 @@ from __future__ import annotations
 from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.script import Script
 from trainguard.lint.values import Thing
 from trainguard.lint.vocabulary import steps_relative_schedule
 

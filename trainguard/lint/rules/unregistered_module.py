@@ -28,7 +28,7 @@ class UnregisteredModule(LintRule):
     """TG301, at the statement that puts layers into the container."""
 
     codes = ("TG301",)
-    triggers: tuple[frozenset[str], ...] = ()  # a check of the file's classes, in no trace
+    triggers = ()  # a check of the file's classes, in no trace
 
     def check_script(self, script: Script) -> None:
         """Check every nn.Module class of the file."""
