@@ -326,7 +326,8 @@ class Script:
         classes and methods it calls there (by any receiver), and for a method its class's
         `__init__` (an entry method starts from a constructed instance). A word or a definition's
         name counts where code uses it: after `.` or `@`, called, or as a receiver (`.step`,
-        `@no_grad`, `backward(`, `Net(`, `optim.SGD`; never `def backward(` or prose). Words imported under
+        `@no_grad`, `backward(`, `Net(`, `optim.SGD`; never `def backward(`, nor prose that does not
+        look like a call; prose that does only makes more functions analysed). Words imported under
         another name (`from torch.nn import DataParallel as DP`) count under that name too. A
         function reached only through a variable (`fn = helper; fn()`) is missed here; the module's
         own trace still runs it."""
@@ -346,9 +347,10 @@ class Script:
         meaning = {local: word for local, word in meaning.items() if local in self.source}  # a substring test is cheap
         if not meaning:
             return set()
-        line_starts = [0]
-        for line in self.source.splitlines(keepends=True):
-            line_starts.append(line_starts[-1] + len(line))
+        # Lines as the parser counts them (str.splitlines would also split at form feeds).
+        line_starts = [0, *(match.end() for match in re.finditer(r"\r\n|\r|\n", self.source))]
+        if line_starts[-1] != len(self.source):
+            line_starts.append(len(self.source))
         spans: list[tuple[int, int, FunctionNode]] = []
         for function in self.all_functions:
             first_line = min([function.lineno, *(d.lineno for d in function.decorator_list)])
