@@ -1,7 +1,9 @@
 """An abstract interpreter for training scripts: runs the code paths of one file without running them.
 
 It walks statements in program order, follows calls into the file's own functions and the
-methods of its classes (a trainer's `fit` calling `_train_step`), binds aliases
+methods of its classes (a trainer's `fit` calling `_train_step`; `self.model(x)`; `super()`;
+classmethods), and into the definitions it imports from a module beside it (`from model import
+GPT`, see `Script`), binds aliases
 (`opt = optimizer`), treats both branches of an `if` as possible and runs each loop body twice
 (the second pass starts where the first ended: what a training loop's next step sees). It
 recognizes the operations of a training program and tells the rules about them as events
