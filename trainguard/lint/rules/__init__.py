@@ -18,6 +18,7 @@ from trainguard.plugins import subclasses_in
 if TYPE_CHECKING:
     from trainguard.lint.interpreter import Interpreter
     from trainguard.lint.reporter import Reporter
+    from trainguard.lint.script import Script
 
 
 class LintRule:
@@ -31,6 +32,16 @@ class LintRule:
     """
 
     codes: ClassVar[tuple[str, ...]]
+    # What the code of a function (with the file code it may call) must use for the rule to be
+    # able to report in that function's trace: groups of words, every word of one group
+    # (`("step", "backward")`). A function that meets no enabled rule's group is not analysed on
+    # its own (the module's trace still runs it). None: every function may matter.
+    triggers: ClassVar[tuple[frozenset[str], ...] | None] = None
+
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...] | None:
+        """The trigger groups for this file (a rule may drop groups the file as a whole rules out)."""
+        return cls.triggers
 
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter

@@ -21,6 +21,7 @@ class DirectForwardCall(LintRule):
     """
 
     codes = ("TG205",)
+    triggers = (frozenset(("forward",)),)
 
     def on_method_call(self, event: ev.MethodCall, ctx: Interpreter) -> None:
         if event.method != "forward" or not any(thing.kind == "model" for thing in event.receivers):

@@ -36,6 +36,12 @@ class IncompleteCheckpoint(LintRule):
     """TG702 at `torch.save` of a checkpoint dict."""
 
     codes = ("TG702",)
+    triggers = (frozenset(("save",)),)
+
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
+        """Only a file that mentions an optimizer can miss its state in a checkpoint."""
+        return cls.triggers if re.search(r"optim", script.source, re.IGNORECASE) else ()
 
     def on_save(self, event: ev.Save, ctx: Interpreter) -> None:
         dicts = things(event.obj, "dict")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from trainguard.findings import Severity
 from trainguard.lint.interpreter import Interpreter, parameters_known
 from trainguard.lint.rules import LintRule
+from trainguard.lint.script import Script
 
 TRAIN, EVAL = frozenset(("train",)), frozenset(("eval",))
 GRAD_ON, GRAD_OFF = frozenset((True,)), frozenset((False,))
@@ -31,6 +32,15 @@ class ModelModes(LintRule):
     """TG201/TG202/TG203, at the forward call."""
 
     codes = ("TG201", "TG202", "TG203")
+    triggers = tuple(frozenset((word,)) for word in ("no_grad", "inference_mode", "set_grad_enabled", "enable_grad", "backward"))
+
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
+        """Without a Dropout/BatchNorm-like layer named in the file only TG203 can report, and in a
+        function's trace grad mode is known to be on only under these."""
+        if script.may_build_mode_dependent():
+            return cls.triggers
+        return (frozenset(("enable_grad",)), frozenset(("set_grad_enabled",)))
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Judge every root forward of the trace by its mode, grad mode and use."""
