@@ -57,6 +57,7 @@ class ClipAfterStep(LintRule):
     """TG113, at the clip."""
 
     codes = ("TG113",)
+    triggers = tuple(frozenset(("step", name)) for name in ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"))
 
     def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
         if event.thing.kind == "optimizer":

@@ -62,6 +62,7 @@ class SchedulerSteppedPerBatch(LintRule):
     """TG115, per trace: scheduler steps directly in a training loop over a DataLoader."""
 
     codes = ("TG115",)
+    triggers = (frozenset(("step", "DataLoader")),)  # a scheduler stepped in a loop over a loader made in the trace
 
     def end_trace(self, ctx: Interpreter) -> None:
         training_loops = ctx.stepping_loops()

@@ -71,6 +71,7 @@ class WeightDecayOnNormAndBias(LintRule):
     """TG116, where the optimizer is made."""
 
     codes = ("TG116",)
+    triggers = (frozenset(("optim",)),)  # where an optimizer is made (`optim.AdamW(`, an imported `AdamW(`)
 
     def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
         optimizer = event.thing

@@ -49,6 +49,7 @@ class ZeroGradBeforeStep(LintRule):
     """TG114, at the optimizer step; reported at the clearing call."""
 
     codes = ("TG114",)
+    triggers = (frozenset(("step", "zero_grad")), frozenset(("step", "grad")))  # cleared by zero_grad() or .grad = None
 
     def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
         if event.thing.kind == "optimizer":
