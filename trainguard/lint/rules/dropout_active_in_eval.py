@@ -49,6 +49,7 @@ class DropoutActiveInEval(LintRule):
     """TG206, at the dropout / attention call inside a mode-blind `forward`."""
 
     codes = ("TG206",)
+    triggers = ()  # a check of the file's classes, in no trace
 
     def check_script(self, script: Script) -> None:
         """Check the `forward` of every nn.Module class of the file."""

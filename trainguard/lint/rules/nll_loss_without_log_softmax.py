@@ -18,6 +18,7 @@ class NllLossWithoutLogSoftmax(LintRule):
     """TG308, at the nll_loss / NLLLoss call whose input is certainly softmax output."""
 
     codes = ("TG308",)
+    triggers = (frozenset(("nll_loss",)), frozenset(("NLLLoss",)))
 
     def on_loss_call(self, event: ev.LossCall, ctx: Interpreter) -> None:
         if event.family == "nll" and must_all(event.prediction, lambda value: isinstance(value, Tensor) and "softmax" in value.tags):

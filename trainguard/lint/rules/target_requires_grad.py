@@ -13,6 +13,7 @@ from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter, parameters_known
 from trainguard.lint.rules import LintRule
 from trainguard.lint.values import Tensor, Thing, must_all, tensors
+from trainguard.lint.vocabulary import LOSS_CLASSES, LOSS_FUNCTIONS
 
 GRAD_ON = frozenset((True,))
 
@@ -21,6 +22,7 @@ class TargetRequiresGrad(LintRule):
     """TG309, at the loss call."""
 
     codes = ("TG309",)
+    triggers = tuple(frozenset((name,)) for name in (*LOSS_FUNCTIONS, *LOSS_CLASSES))
 
     def on_loss_call(self, event: ev.LossCall, ctx: Interpreter) -> None:
         if not must_all(event.target, lambda value: isinstance(value, Tensor) and value.graph):
