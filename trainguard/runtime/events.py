@@ -75,6 +75,15 @@ class ModeSet:
 
 
 @dataclass(frozen=True, slots=True)
+class ModuleBuilt:
+    """A sub-module was registered on `module` (`self.layer = nn.Linear(...)` in a constructor)
+    while the guard was installed: the guard has seen this module since it was built. Emitted
+    only while a handler listens."""
+
+    module: torch.nn.Module
+
+
+@dataclass(frozen=True, slots=True)
 class DropoutInEval:
     """A dropout op that drops units (`F.dropout` with p > 0 and training=True, attention with
     `dropout_p` > 0) ran inside a module in eval mode; seen in the first few eval-mode calls of
@@ -275,6 +284,7 @@ EVENTS: dict[str, type] = {
     "forward": ForwardCall,
     "hidden_module": HiddenModuleCall,
     "mode_set": ModeSet,
+    "module_built": ModuleBuilt,
     "dropout_in_eval": DropoutInEval,
     "loss": LossCall,
     "backward": BackwardCall,

@@ -9,17 +9,20 @@ model reached in train mode. An override is a `train` defined in the user's own 
 installed package), by the model's class or the one inside a DistributedDataParallel /
 torch.compile wrapper. It counts as run when `train()` or `eval()` ran on the model or on one of
 its submodules (an override that does not call `super().train()` still sets its children's
-modes). Calls made before the guard was installed are not seen: with `trainguard.watch()`, watch
-before building the model.
+modes). Calls made before the guard was installed are not seen, so only a model built while the
+guard was installed is judged (under `trainguard run`, every model; with `trainguard.watch()`
+called after building the model, none: its `train()` may have run unseen).
 """
 
 from __future__ import annotations
+
+import weakref
 
 from torch import nn
 
 from trainguard.runtime.callsite import is_user_file
 from trainguard.runtime.detectors import Detector
-from trainguard.runtime.events import ModeSet, StepStart
+from trainguard.runtime.events import ModeSet, ModuleBuilt, StepStart
 
 
 def _override_owner(module: nn.Module) -> type | None:
@@ -50,6 +53,16 @@ class TrainOverrideNotCalled(Detector):
         super().__init__(session)
         self._mode_set: set[int] = set()  # ids of modules train()/eval() ran on (outermost calls)
         self._judged: set[int] = set()  # roots already judged
+        # The modules built under the guard (a sub-module registered on them), by id, held weakly
+        # (a module class may define __eq__ and so not be hashable).
+        self._built: dict[int, weakref.ref[nn.Module]] = {}
+
+    def on_module_built(self, event: ModuleBuilt) -> None:
+        self._built[id(event.module)] = weakref.ref(event.module)
+
+    def _was_built_here(self, model: nn.Module) -> bool:
+        ref = self._built.get(id(model))
+        return ref is not None and ref() is model
 
     def on_mode_set(self, event: ModeSet) -> None:
         self._mode_set.add(id(event.module))
@@ -64,7 +77,7 @@ class TrainOverrideNotCalled(Detector):
             self._judged.add(id(root))
             model = _model_behind(root)
             owner = _override_owner(model)
-            if owner is None or any(id(module) in self._mode_set for module in model.modules()):
+            if owner is None or not self._was_built_here(model) or any(id(module) in self._mode_set for module in model.modules()):
                 continue
             self.report(
                 f"{type(model).__name__} overrides train() ({owner.__qualname__}.train) but training began without "

@@ -29,7 +29,7 @@ from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
-from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ModeSet, ReachFlag
+from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ModeSet, ModuleBuilt, ReachFlag
 from trainguard.runtime.probes import Patches
 from trainguard.runtime.probes.dropout_in_eval import DropoutWatch
 
@@ -123,12 +123,15 @@ class ModuleProbe:
         self._in_compiled_call = 0
         self._train_depth = 0  # nesting of nn.Module.train calls: only the outermost is reported
         self._dropout_watched: dict[int, int] = {}  # model id -> eval-mode calls watched
+        self._registration_handle: RemovableHandle | None = None
 
     # -- install -------------------------------------------------------------------------
     def install(self) -> None:
         self._active = True
         self._set_global_hooks(True)
         self._patches.replace(nn.Module, "train", self._wrap_train)
+        if self.session.handles("module_built"):
+            self._registration_handle = nn.modules.module.register_module_module_registration_hook(self._registered)
         # torch.compile'd modules warn when global module hooks exist; their class is patched
         # when torch._dynamo is loaded (importing it just for this would cost ~1 s).
         if "torch._dynamo.eval_frame" in sys.modules:
@@ -142,6 +145,15 @@ class ModuleProbe:
         self._active = False
         self._patches.undo()
         self._set_global_hooks(False)
+        if self._registration_handle is not None:
+            self._registration_handle.remove()
+            self._registration_handle = None
+
+    def _registered(self, module: nn.Module, name: str, submodule: nn.Module | None) -> None:
+        try:
+            self.session.emit("module_built", ModuleBuilt(module))
+        except Exception as error:
+            self.session.internal_error("module probe", error)
 
     def _set_global_hooks(self, on: bool) -> None:
         if on and not self._global_handles:
