@@ -129,6 +129,13 @@ RULES: tuple[Rule, ...] = (
         seen_when="two consecutive steps whose every backward retained the graph",
     ),
     Rule(
+        "TG112", "accumulation-token-mean", W, "run",
+        summary="token losses mean-reduced per micro-batch over different counts of counted tokens, then accumulated into one step",
+        fix="sum each micro-batch's token loss (reduction=\"sum\") and divide by the number of counted tokens in the whole accumulation window before backward()",
+        seen_when="a step that accumulated >= 2 mean token losses whose counted tokens differ (largest / smallest >= {token_count_ratio})",
+        thresholds=("token_count_ratio",),
+    ),
+    Rule(
         "TG201", "eval-mode-missing", E, "both",
         summary="evaluation forward passes with Dropout/BatchNorm still in train mode",
         fix="call model.eval() before evaluation (and model.train() before training resumes)",
@@ -192,6 +199,18 @@ RULES: tuple[Rule, ...] = (
         summary="NaN/Inf loss",
         fix="lower the learning rate (or add warm-up), clip gradients, check the inputs and the loss for log(0)/division by zero, and use a GradScaler with fp16 (`trainguard run --strict` stops at the first NaN/Inf loss)",
         seen_when="the first step with a NaN/Inf loss (`--strict` stops before the update)",
+    ),
+    Rule(
+        "TG307", "padding-in-loss", W, "run",
+        summary="padding targets counted in the loss: targets hold the padding index and no `ignore_index` masks it",
+        fix="mask the padding out of the loss: pass ignore_index=<padding id> to the loss (or set the labels at padded positions to -100)",
+        seen_when="a token loss whose targets hold the model's padding id at padded positions",
+    ),
+    Rule(
+        "TG310", "labels-shifted-twice", E, "run",
+        summary="labels already shifted by one passed to a causal language model that shifts them again",
+        fix="pass labels=input_ids (the model shifts them itself); shift by hand only for a model that does not",
+        seen_when="a causal LM forward whose labels equal its input ids shifted by one",
     ),
     Rule(
         "TG401", "val-loss-divergence", W, "run",

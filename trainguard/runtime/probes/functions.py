@@ -7,6 +7,7 @@ Loss modules (nn.CrossEntropyLoss, ...) call the functional losses, so patching
 
 from __future__ import annotations
 
+import inspect
 import sys
 import weakref
 from collections import deque
@@ -36,6 +37,8 @@ LOSS_FUNCTIONS = (
     "smooth_l1_loss",
     "huber_loss",
 )
+# The losses that take `ignore_index` (and per-class `weight`).
+IGNORE_INDEX_LOSSES = frozenset({"cross_entropy", "nll_loss"})
 _RECENT = 16  # loss outputs / scaled losses remembered for matching backward calls
 
 
@@ -80,23 +83,30 @@ class FunctionProbe:
     def _wrap_loss(self, name: str) -> Callable[[Any], Any]:
         def make(original: Any) -> Any:
             probe = self
+            names = _names_after_target(original)
 
             def loss(input: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
                 output = original(input, target, *args, **kwargs)
-                probe._contained(lambda: probe._loss_called(name, input, target, output, kwargs))
+                probe._contained(lambda: probe._loss_called(name, input, target, output, {**dict(zip(names, args)), **kwargs}))
                 return output
 
             return loss
 
         return make
 
-    def _loss_called(self, name: str, input: Any, target: Any, output: Any, kwargs: dict[str, Any]) -> None:
+    def _loss_called(self, name: str, input: Any, target: Any, output: Any, arguments: dict[str, Any]) -> None:
+        """`arguments`: the call's arguments after (input, target), positional ones by name."""
         if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):
             return
-        reduction = kwargs.get("reduction", "mean")
+        reduction = arguments.get("reduction", "mean")
         if output.grad_fn is not None:
             self._losses.append((weakref.ref(output), name, reduction))
-        self.session.emit("loss", LossCall(name, input, target, output, reduction, user_location()))
+        ignore_index, weight = None, None
+        if name in IGNORE_INDEX_LOSSES:
+            ignore_index = arguments.get("ignore_index", -100)
+            weight = arguments.get("weight")
+        call = LossCall(name, input, target, output, reduction, user_location(), ignore_index, weight)
+        self.session.emit("loss", call)
 
     # -- backward --------------------------------------------------------------------------
     def _wrap_backward(self, original: Any) -> Any:
@@ -239,3 +249,12 @@ class FunctionProbe:
             return original(*args, **kwargs)
 
         return load
+
+
+def _names_after_target(function: Any) -> tuple[str, ...]:
+    """The parameter names of a loss function after (input, target): positional arguments
+    (`F.cross_entropy(x, y, w)`) are read by name. Empty when its signature cannot be read."""
+    try:
+        return tuple(inspect.signature(function).parameters)[2:]
+    except (TypeError, ValueError):
+        return ()

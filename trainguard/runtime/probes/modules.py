@@ -13,6 +13,7 @@ guard's state stays in its own tables, keyed by module id and dropped when the m
 from __future__ import annotations
 
 import functools
+import itertools
 import sys
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 _MAX_OUTPUTS = 8
 _MAX_INPUTS = 4
+_MAX_KEYWORDS = 8
 
 
 class RootModule:
@@ -139,7 +141,7 @@ class ModuleProbe:
             register = nn.modules.module
             self._global_handles = [
                 register.register_module_forward_pre_hook(self._global_pre),
-                register.register_module_forward_hook(self._global_post, always_call=True),
+                register.register_module_forward_hook(self._global_post, with_kwargs=True, always_call=True),
             ]
         elif not on and self._global_handles:
             for handle in self._global_handles:
@@ -234,14 +236,14 @@ class ModuleProbe:
         except Exception as error:
             self.session.internal_error("module probe", error)
 
-    def _global_post(self, module: nn.Module, args: Any, output: Any) -> None:
+    def _global_post(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> None:
         if is_compiling():
             return
         if self._stack and self._stack[-1] is module:
             self._stack.pop()
         if not self._stack and module is self._unwatched_call:
             self._unwatched_call = None
-            self._root_finished(module, args, output)
+            self._root_finished(module, args, kwargs, output)
         if not self._stack and self.session.detailed is False:
             self._set_global_hooks(False)
 
@@ -265,10 +267,10 @@ class ModuleProbe:
         except BaseException:
             self._root_depth = max(self._root_depth - 1, 0)
             raise
-        self._root_finished(module, args, output)
+        self._root_finished(module, args, kwargs, output)
         return output
 
-    def _root_finished(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+    def _root_finished(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         self._root_depth = max(self._root_depth - 1, 0)
         if self._root_depth:
             return  # a root called inside another root's forward
@@ -295,6 +297,7 @@ class ModuleProbe:
                 location=user_location(),
                 reach=reach,
                 inputs=[weakref.ref(a) for a in args[:_MAX_INPUTS] if _is_dense_float(a)],
+                integer_inputs=_integer_inputs(args, kwargs),
             )
             self.session.window.forwards.append(call)
             self.session.emit("forward", call)
@@ -307,6 +310,25 @@ def _is_dense_float(value: Any) -> bool:
     return (
         isinstance(value, torch.Tensor)
         and value.is_floating_point()
+        and value.layout == torch.strided
+        and not value.is_nested
+        and value.device.type != "meta"
+    )
+
+
+def _integer_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[int | str, weakref.ref]:
+    """Weak references to the integer tensors among the first arguments of a call, by position or keyword."""
+    named: list[tuple[int | str, Any]] = [*enumerate(args[:_MAX_INPUTS]), *itertools.islice(kwargs.items(), _MAX_KEYWORDS)]
+    return {key: weakref.ref(value) for key, value in named if _is_dense_integer(value)}
+
+
+def _is_dense_integer(value: Any) -> bool:
+    """An integer tensor (token ids, class labels, masks) whose values can be read."""
+    return (
+        isinstance(value, torch.Tensor)
+        and not value.is_floating_point()
+        and not value.is_complex()
+        and value.dtype != torch.bool
         and value.layout == torch.strided
         and not value.is_nested
         and value.device.type != "meta"
