@@ -87,6 +87,9 @@ class LossCall:
     # and the per-class weights (None: none given); None for losses without them.
     ignore_index: int | None = None
     weight: torch.Tensor | None = None
+    # Called inside a model's forward (a model that computes its own loss, such as a Hugging Face
+    # model given `labels=`): that model's ForwardCall comes after this event, not before it.
+    in_forward: bool = False
 
 
 @dataclass(slots=True)

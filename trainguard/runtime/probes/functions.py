@@ -25,6 +25,7 @@ from trainguard.runtime.events import BackwardCall, ClipCall, LossCall, Schedule
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
+    from trainguard.runtime.probes.modules import ModuleProbe
     from trainguard.runtime.session import GuardSession
 
 LOSS_FUNCTIONS = (
@@ -43,8 +44,9 @@ _RECENT = 16  # loss outputs / scaled losses remembered for matching backward ca
 
 
 class FunctionProbe:
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: GuardSession, modules: ModuleProbe) -> None:
         self.session = session
+        self._modules = modules
         self._patches = Patches()
         self._losses: deque[tuple[weakref.ref, str, str]] = deque(maxlen=_RECENT)
         self._scaled: deque[tuple[weakref.ref, weakref.ref]] = deque(maxlen=_RECENT)
@@ -105,7 +107,7 @@ class FunctionProbe:
         if name in IGNORE_INDEX_LOSSES:
             ignore_index = arguments.get("ignore_index", -100)
             weight = arguments.get("weight")
-        call = LossCall(name, input, target, output, reduction, user_location(), ignore_index, weight)
+        call = LossCall(name, input, target, output, reduction, user_location(), ignore_index, weight, self._modules.in_root_call)
         self.session.emit("loss", call)
 
     # -- backward --------------------------------------------------------------------------

@@ -118,6 +118,11 @@ class ModuleProbe:
         self._compiled_patched = False
         self._in_compiled_call = 0
 
+    @property
+    def in_root_call(self) -> bool:
+        """Whether a model's forward is running now (a loss called now is the model's own)."""
+        return self._root_depth > 0
+
     # -- install -------------------------------------------------------------------------
     def install(self) -> None:
         self._active = True
