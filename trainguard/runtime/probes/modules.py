@@ -110,6 +110,7 @@ class ModuleProbe:
         self._root_depth = 0
         # A root found by the global pre-hook: its class was not watched yet when this call began.
         self._unwatched_call: nn.Module | None = None
+        self._unwatched_kwargs: dict[str, Any] = {}
         self._hidden_seen: set[int] = set()
         self._generation_step = -1
         self._patches = Patches()
@@ -146,7 +147,7 @@ class ModuleProbe:
             register = nn.modules.module
             self._global_handles = [
                 register.register_module_forward_pre_hook(self._global_pre),
-                register.register_module_forward_hook(self._global_post, with_kwargs=True, always_call=True),
+                register.register_module_forward_hook(self._global_post, always_call=True),
             ]
         elif not on and self._global_handles:
             for handle in self._global_handles:
@@ -154,7 +155,7 @@ class ModuleProbe:
             self._global_handles.clear()
             self._stack.clear()
             if self._unwatched_call is not None:  # its call ends unseen (a compiled call began inside it)
-                self._unwatched_call = None
+                self._unwatched_call, self._unwatched_kwargs = None, {}
                 self._root_depth = max(self._root_depth - 1, 0)
 
     def _wrap_compile(self, original: Any) -> Any:
@@ -232,6 +233,7 @@ class ModuleProbe:
                     self._add_root(module)
                     # This call began before the class wrapper existed: the global post-hook ends it.
                     self._unwatched_call = module
+                    self._unwatched_kwargs = _call_keywords()
                     self._root_depth += 1
             else:
                 root = self.roots.get(id(self._stack[0]))
@@ -241,13 +243,14 @@ class ModuleProbe:
         except Exception as error:
             self.session.internal_error("module probe", error)
 
-    def _global_post(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+    def _global_post(self, module: nn.Module, args: Any, output: Any) -> None:
         if is_compiling():
             return
         if self._stack and self._stack[-1] is module:
             self._stack.pop()
         if not self._stack and module is self._unwatched_call:
             self._unwatched_call = None
+            kwargs, self._unwatched_kwargs = self._unwatched_kwargs, {}
             self._root_finished(module, args, kwargs, output)
         if not self._stack and self.session.detailed is False:
             self._set_global_hooks(False)
@@ -319,6 +322,20 @@ def _is_dense_float(value: Any) -> bool:
         and not value.is_nested
         and value.device.type != "meta"
     )
+
+
+def _call_keywords() -> dict[str, Any]:
+    """The keyword arguments of the module call whose global pre-hook is running (`model(input_ids=...,
+    labels=...)`), read from `Module._call_impl`'s frame: global pre-hooks get no keywords, and
+    PyTorch 2.13's `with_kwargs` global forward hooks are unusable (the hook is called without the
+    keywords when a forward raises, as activation checkpointing's recomputation does, and removing
+    it leaves every later module call on the slow path). Empty when the frame is not that call."""
+    frame = sys._getframe(2)  # 0: this function, 1: the pre-hook, 2: the module call
+    # `_call_impl` runs its hooks in a closure, `inner`, which sees the call's `kwargs`.
+    if frame.f_code.co_name not in ("inner", "_call_impl") or frame.f_globals.get("__name__") != "torch.nn.modules.module":
+        return {}
+    keywords = frame.f_locals.get("kwargs")
+    return dict(keywords) if isinstance(keywords, dict) else {}
 
 
 def _integer_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[int | str, weakref.ref]:
