@@ -3,6 +3,7 @@ of counted tokens, then accumulated into one optimizer step: the tokens are weig
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,8 +96,5 @@ class AccumulationTokenMean(Detector):
     def _one_forward_each(self, micro_batches: int) -> bool:
         """Whether one model was called (with gradients) at least once per micro-batch: several
         losses of one batch (tasks, heads) backpropagated separately are weighted on purpose."""
-        calls: dict[int, int] = {}
-        for call in self.session.window.forwards:
-            if call.grad_enabled:
-                calls[id(call.root)] = calls.get(id(call.root), 0) + 1
+        calls = Counter(id(call.root) for call in self.session.window.forwards if call.grad_enabled)
         return max(calls.values(), default=0) >= micro_batches

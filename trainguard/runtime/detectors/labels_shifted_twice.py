@@ -32,7 +32,8 @@ def shifts_labels(module: nn.Module | None) -> str | None:
         classes = type(module).__mro__
         if any(cls.__name__ == "PreTrainedModel" and cls.__module__.startswith("transformers.") for cls in classes):
             break
-        inner = getattr(module, "_orig_mod", None) or getattr(module, "module", None)
+        inner = getattr(module, "_orig_mod", None)
+        inner = getattr(module, "module", None) if inner is None else inner
         module = inner if isinstance(inner, nn.Module) else None
     else:
         return None
@@ -49,16 +50,18 @@ def shifts_labels(module: nn.Module | None) -> str | None:
 
 
 class LabelsShiftedTwice(Detector):
-    """TG310: decides at a causal LM's forward call, in sampled steps, from its `labels` and input ids."""
+    """TG310: decides at a causal LM's forward call, in sampled steps (at most one check per step,
+    one host read), from its `labels` and input ids."""
 
     code = "TG310"
 
     def __init__(self, session: GuardSession) -> None:
         super().__init__(session)
         self._reported: set[int] = set()
+        self._checked_step = -1  # one check per step: an evaluation may call the model thousands of times
 
     def on_forward(self, event: ForwardCall) -> None:
-        if not self.session.detailed or "labels" not in event.integer_inputs:
+        if not self.session.detailed or "labels" not in event.integer_inputs or self._checked_step == self.session.step:
             return
         ids_ref = event.integer_inputs.get("input_ids") or event.integer_inputs.get(0)
         ids, labels = (None if ids_ref is None else ids_ref()), event.integer_inputs["labels"]()
@@ -69,6 +72,7 @@ class LabelsShiftedTwice(Detector):
         model = shifts_labels(event.root.module)
         if model is None:
             return
+        self._checked_step = self.session.step
         shifted, evidence = _shifted_by_one(ids, labels)
         if not shifted or evidence < MIN_EVIDENCE:
             return

@@ -43,20 +43,24 @@ class _TokenLoss:
 
 
 class PaddingInLoss(Detector):
-    """TG307: decides at a cross_entropy / nll_loss call, in sampled steps, from its targets and the
-    integer inputs of the model call they belong to (a host read, once per call): the latest
-    forward call, or for a loss computed inside a model's forward, that call, when it returns."""
+    """TG307: decides at a cross_entropy / nll_loss call, in sampled steps (at most one check per
+    step, a few host reads), from its targets and the integer inputs of the model call they belong
+    to: the latest forward call, or for a loss computed inside a model's forward, that call, when
+    it returns."""
 
     code = "TG307"
 
     def __init__(self, session: GuardSession) -> None:
         super().__init__(session)
         self._reported = False
+        self._checked_step = -1  # one check per step: an evaluation may compute thousands of losses
         self._inside: _TokenLoss | None = None
         self._embeddings: weakref.WeakKeyDictionary[RootModule, list[tuple[str, nn.Embedding]]] = weakref.WeakKeyDictionary()
 
     def on_loss(self, event: LossCall) -> None:
-        if self._reported or not self.session.detailed or event.ignore_index is None or event.reduction == "none":
+        if self._reported or not self.session.detailed or self._checked_step == self.session.step:
+            return
+        if event.ignore_index is None or event.reduction == "none":
             return  # reduction="none": the user masks the per-token losses by hand
         target = event.target
         if not isinstance(target, torch.Tensor) or target.is_floating_point() or target.numel() < 2 or event.input.dim() < 2:
@@ -79,6 +83,7 @@ class PaddingInLoss(Detector):
                 self._check(loss, event, ids)
 
     def _check(self, loss: _TokenLoss, forward: ForwardCall, ids: torch.Tensor) -> None:
+        self._checked_step = self.session.step
         for padding, padded, source in self._padding(forward, ids, loss.classes):
             if padding == loss.ignore_index or not 0 <= padding < loss.classes:
                 continue
@@ -101,10 +106,11 @@ class PaddingInLoss(Detector):
         `padding_idx` over as many tokens as the loss has classes (the targets are tokens of the
         same vocabulary) wherever it stands, else the one id at the positions an `attention_mask`
         leaves out, else values that fill the rows' ends to one length."""
-        embeddings = self._embeddings.get(forward.root)
+        root = forward.root
+        embeddings = self._embeddings.get(root)
         if embeddings is None:
-            module = forward.root.module
-            embeddings = self._embeddings[forward.root] = [] if module is None else [
+            module = root.module
+            embeddings = self._embeddings[root] = [] if module is None else [
                 (name, layer) for name, layer in module.named_modules()
                 if isinstance(layer, nn.Embedding) and layer.padding_idx is not None
             ]
