@@ -162,16 +162,25 @@ def _run_padding(ids: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
 
 
 def _padded_targets(padded: torch.Tensor, targets: torch.Tensor, padding: int) -> int:
-    """How many targets equal `padding` when they all stand at `padded` positions (read as aligned
-    targets, or as next-token targets shifted by one) and some row holds at least
-    MIN_PADDED_TARGETS of them; 0 otherwise (the id is then also a real token)."""
+    """How many targets equal `padding` when they all stand at `padded` positions or just before
+    them (read as aligned targets, or as next-token targets shifted by one) and some row holds at
+    least MIN_PADDED_TARGETS of them; 0 otherwise (the id is then also a real token).
+
+    The position just before the padding is allowed because an end-of-text token used as the
+    padding id (GPT-2's usual setup) ends every row once as a real target."""
     with torch.no_grad():
         # Next-token targets: target t is input t + 1; past the end, padding continues the row's last position.
         padded_next = torch.cat([padded[:, 1:], padded[:, -1:]], dim=1)
         hits = targets == padding
-        outside = torch.stack([(hits & ~padded).sum(), (hits & ~padded_next).sum()]).min()
+        outside = torch.stack([(hits & ~_with_the_position_before(mask)).sum() for mask in (padded, padded_next)]).min()
         numbers = torch.stack([hits.sum(), hits.sum(1).max(), outside, padded.any().long()]).tolist()
     total, most_in_a_row, outside_padding, any_padded = numbers
     if not any_padded or outside_padding or most_in_a_row < MIN_PADDED_TARGETS:
         return 0
     return int(total)
+
+
+def _with_the_position_before(padded: torch.Tensor) -> torch.Tensor:
+    """`padded` and, in each row, the position just before each padded run."""
+    following = torch.cat([padded[:, 1:], torch.zeros_like(padded[:, :1])], dim=1)
+    return padded | following
