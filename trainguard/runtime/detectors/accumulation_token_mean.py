@@ -23,12 +23,12 @@ SAME_SCALE = 1e-3
 
 @dataclass(frozen=True)
 class _TokenMean:
-    """One mean-reduced token loss: its value, its counted tokens and whether it masked any
-    (device tensors, read at the step: no synchronisation per micro-batch)."""
+    """One mean-reduced token loss: its value (detached) and its targets, counted only at a step
+    that accumulated several (nothing is computed or read per micro-batch)."""
 
     loss: torch.Tensor
-    counted: torch.Tensor
-    masked: torch.Tensor
+    target: torch.Tensor
+    ignore_index: int
 
 
 class AccumulationTokenMean(Detector):
@@ -51,9 +51,7 @@ class AccumulationTokenMean(Detector):
             event.name in TOKEN_LOSSES and event.reduction == "mean" and event.weight is None
             and isinstance(target, torch.Tensor) and not target.is_floating_point() and event.output.dim() == 0
         ):
-            with torch.no_grad():
-                ignored = target == event.ignore_index
-                self._losses.append(_TokenMean(event.output.detach(), (~ignored).sum(), ignored.any()))
+            self._losses.append(_TokenMean(event.output.detach(), target, event.ignore_index))  # type: ignore[arg-type]
         else:
             self._losses.append(None)
 
@@ -71,11 +69,13 @@ class AccumulationTokenMean(Detector):
         if any(micro is None for micro in micro_batches) or not self._one_forward_each(len(micro_batches)):
             return
         with torch.no_grad():
-            rows = torch.stack([
-                torch.stack([m.loss.float(), value.float(), m.counted.float(), m.masked.float()])
-                for m, value in micro_batches  # type: ignore[misc]
-            ]).tolist()  # one host read
-        losses, values, counts, masked = (list(column) for column in zip(*rows))
+            rows = []
+            for micro, value in micro_batches:  # type: ignore[misc]
+                ignored = micro.target == micro.ignore_index
+                counted, masked = (~ignored).sum(), ignored.any()
+                rows.append(torch.stack([micro.loss.float(), value.float(), counted.float(), masked.float()]))
+            numbers = torch.stack(rows).tolist()  # one host read
+        losses, values, counts, masked = (list(column) for column in zip(*numbers))
         if not any(masked) or min(counts) <= 0 or 0.0 in losses:
             return  # no token was ignored: not padded token losses (e.g. a smaller last batch)
         if max(counts) / min(counts) < self.session.config.thresholds.token_count_ratio:
