@@ -89,7 +89,8 @@ class FunctionProbe:
 
             def loss(input: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
                 output = original(input, target, *args, **kwargs)
-                probe._contained(lambda: probe._loss_called(name, input, target, output, {**dict(zip(names, args)), **kwargs}))
+                arguments = {**dict(zip(names, args)), **kwargs} if args else kwargs
+                probe._contained(lambda: probe._loss_called(name, input, target, output, arguments))
                 return output
 
             return loss

@@ -340,17 +340,25 @@ def _call_keywords() -> dict[str, Any]:
 
 def _integer_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[int | str, weakref.ref]:
     """Weak references to the integer tensors among the first arguments of a call, by position or keyword."""
-    named: list[tuple[int | str, Any]] = [*enumerate(args[:_MAX_INPUTS]), *itertools.islice(kwargs.items(), _MAX_KEYWORDS)]
-    return {key: weakref.ref(value) for key, value in named if _is_dense_integer(value)}
+    found: dict[int | str, weakref.ref] = {}
+    for index, value in enumerate(args[:_MAX_INPUTS]):
+        if _is_dense_integer(value):
+            found[index] = weakref.ref(value)
+    if kwargs:
+        for key, value in itertools.islice(kwargs.items(), _MAX_KEYWORDS):
+            if _is_dense_integer(value):
+                found[key] = weakref.ref(value)
+    return found
+
+
+_INTEGER_DTYPES = frozenset({torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8})
 
 
 def _is_dense_integer(value: Any) -> bool:
     """An integer tensor (token ids, class labels, masks) whose values can be read."""
     return (
         isinstance(value, torch.Tensor)
-        and not value.is_floating_point()
-        and not value.is_complex()
-        and value.dtype != torch.bool
+        and value.dtype in _INTEGER_DTYPES
         and value.layout == torch.strided
         and not value.is_nested
         and value.device.type != "meta"
