@@ -99,3 +99,44 @@ def test_float_and_boolean_tensors_are_not_integer_inputs(recorded: dict[str, li
         model(torch.randn(3, 4), mask=mask)
         model(torch.randn(3, 4), mask)
     assert recorded["forward"] == [{}, {}]
+
+
+READERS = ("item", "tolist", "__bool__", "__float__", "__int__")
+CHECKS = {"trainguard.runtime.detectors." + name for name in ("accumulation_token_mean", "padding_in_loss", "labels_shifted_twice")}
+
+
+def test_the_label_checks_read_tensor_values_only_in_sampled_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Host reads (a device synchronisation on an accelerator) by TG112/TG307/TG310, counted by
+    whether the step was sampled: reads happen in detailed windows and nowhere else."""
+    import sys
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from trainguard.runtime.api import active_session
+
+    reads = {True: 0, False: 0}
+    for name in READERS:
+        original = getattr(torch.Tensor, name)
+
+        def reader(tensor: torch.Tensor, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            session = active_session()
+            if session is not None and sys._getframe(1).f_globals.get("__name__") in CHECKS:
+                reads[session.detailed] += 1
+            return _original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, reader)
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=32, n_positions=16, n_embd=16, n_layer=1, n_head=2, pad_token_id=0, bos_token_id=1, eos_token_id=1)
+    model = GPT2LMHeadModel(config)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    with trainguard.watch(echo=False, select="TG112,TG307,TG310"):
+        for step in range(60):  # detailed: steps 0-19 and 50
+            for micro in range(2):
+                lengths = torch.randint(3, 13, (4,))
+                ids = torch.randint(2, 32, (4, 12)).masked_fill(torch.arange(12) >= lengths[:, None], 0)
+                labels = ids.masked_fill(ids == 0, -100)
+                (model(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels).loss / 2).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    assert reads[True] > 0 and reads[False] == 0, reads
