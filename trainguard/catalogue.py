@@ -136,6 +136,31 @@ RULES: tuple[Rule, ...] = (
         thresholds=("token_count_ratio",),
     ),
     Rule(
+        "TG113", "clip-after-step", W, "both",
+        summary="gradient clipping after `optimizer.step()` (the step already used the unclipped gradients)",
+        fix="call clip_grad_norm_/clip_grad_value_ after backward() and before optimizer.step() (after scaler.unscale_(optimizer) when a GradScaler is used)",
+        seen_when="a clip after an optimizer step, before the next backward()",
+    ),
+    Rule(
+        "TG114", "zero-grad-before-step", E, "both",
+        summary="gradients cleared between `backward()` and `optimizer.step()` (the step applies nothing)",
+        fix="clear gradients before backward() or right after optimizer.step(), never between backward() and optimizer.step()",
+        seen_when="the first optimizer step after a zero_grad() that followed its last backward()",
+    ),
+    Rule(
+        "TG115", "scheduler-stepped-per-batch", E, "both",
+        summary="an epoch-scale LR schedule stepped every batch (the learning rate collapses within the first epoch)",
+        fix="step a schedule sized in epochs once per epoch, after the batch loop, or size it in steps to step it every batch (such as T_max=epochs * len(loader))",
+        seen_when="a scheduler step in the second epoch, after the schedule ran out within the first half of the first",
+    ),
+    Rule(
+        "TG116", "weight-decay-on-norm-and-bias", W, "both",
+        summary="weight decay applied to normalization weights and biases",
+        fix="put normalization weights and biases in a param group with weight_decay=0 (for instance decay only parameters with p.dim() >= 2)",
+        seen_when="the first optimizer step: a param group with weight decay holding normalization weights or biases",
+        thresholds=("norm_decay_warning",),
+    ),
+    Rule(
         "TG201", "eval-mode-missing", E, "both",
         summary="evaluation forward passes with Dropout/BatchNorm still in train mode",
         fix="call model.eval() before evaluation (and model.train() before training resumes)",
@@ -245,6 +270,19 @@ RULES: tuple[Rule, ...] = (
         seen_when="a NaN/Inf in an input batch",
     ),
     Rule(
+        "TG504", "validation-data-in-training", W, "run",
+        summary="validation samples also present in the training data",
+        fix="split the dataset once into disjoint parts (one random_split call with a seeded generator, or fixed index lists) and build the training loader from the training part only",
+        seen_when="the first evaluation batch of a loader sharing at least {leak_share} of its samples with the training loader (by index), or the end of the first evaluation pass (by content)",
+        thresholds=("leak_share",),
+    ),
+    Rule(
+        "TG505", "augmentation-on-validation", W, "run",
+        summary="random augmentation applied to evaluation data (the same sample differs between evaluations)",
+        fix="give the evaluation dataset its own deterministic transform (resize, center-crop, normalize) and keep random transforms on the training dataset only",
+        seen_when="the second evaluation, when a sample of the same dataset index yields different inputs than in the first",
+    ),
+    Rule(
         "TG601", "fp16-without-grad-scaler", E, "both",
         summary="float16 autocast training without a GradScaler",
         fix="use torch.amp.GradScaler with float16 autocast (scaler.scale(loss).backward(); scaler.step(optimizer); scaler.update()), or train in bfloat16",
@@ -284,6 +322,12 @@ RULES: tuple[Rule, ...] = (
         summary="BatchNorm under DDP without SyncBatchNorm",
         fix="convert the model before wrapping it: model = nn.SyncBatchNorm.convert_sync_batchnorm(model), then DDP(model)",
         seen_when="BatchNorm in train mode under multi-rank DDP without SyncBatchNorm",
+    ),
+    Rule(
+        "TG804", "ddp-data-not-sharded", W, "run",
+        summary="every rank trains on the same samples (no DistributedSampler or equivalent sharding)",
+        fix="give the training DataLoader a DistributedSampler (shuffle=True, and sampler.set_epoch(epoch) every epoch) or otherwise shard the data by rank",
+        seen_when="the second training step, when every rank trained on the same samples at both of the first two steps",
     ),
 )
 del E, W, I

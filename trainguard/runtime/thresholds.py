@@ -40,10 +40,19 @@ class Thresholds:
     # than that margin too): a flat, noisy plateau above a lucky best is not a divergence.
     val_patience: int = 5
     val_min_delta: float = 0.02
+    # TG116: weight decay on normalization weights and biases is reported as info (many codebases
+    # decay them on purpose, e.g. SGD's 5e-4 on BatchNorm in ResNet recipes), as a warning from
+    # this decay on (AdamW's 0.1 of GPT recipes, which exclude them).
+    norm_decay_warning: float = 0.05
     # TG801: compare parameters across ranks after steps 0 and 9, then every this many steps;
     # rank 0 waits at most `desync_timeout` seconds for the other ranks' checksums.
     desync_every: int = 50
     desync_timeout: float = 5.0
+    # TG504: an evaluation loader that shares samples with the training loader is reported when
+    # the shared samples are at least this share of its samples (by index) or of the training
+    # rows fingerprinted on the first steps (by content): a few duplicate rows that two
+    # datasets share by chance stay below it.
+    leak_share: float = 0.05
 
     @classmethod
     def build(cls, values: Mapping[str, Any] | None = None) -> Thresholds:
