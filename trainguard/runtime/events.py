@@ -67,6 +67,28 @@ class ForwardCall:
     output_storages: tuple[int, ...] = ()
 
 
+@dataclass(slots=True)
+class ModeSet:
+    """`module.train(mode)` ran (also through `eval()`, which calls `train(False)`): the outermost
+    call only, not its recursion into the submodules. Emitted after the call returned."""
+
+    module: torch.nn.Module
+    mode: bool
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class DropoutInEval:
+    """A dropout op that drops units (`F.dropout` with p > 0 and training=True, attention with
+    `dropout_p` > 0) ran inside a module in eval mode; seen in the first few eval-mode calls of
+    each model in detailed windows. `module` is the class name of the innermost module."""
+
+    module: str
+    function: str
+    p: float
+    location: Location
+
+
 @dataclass(frozen=True, slots=True)
 class HiddenModuleCall:
     """A module with parameters called inside a root's forward but not registered in it (once per module)."""
@@ -178,6 +200,22 @@ class TorchLoad:
     location: Location
 
 
+@dataclass(frozen=True, slots=True)
+class StateDictLoad:
+    """`module.load_state_dict(state_dict, strict=False)` returned: how many of its keys matched.
+
+    `loaded` keys of the state dict matched the module's; `missing` of the module's keys and
+    `unexpected` of the state dict's did not (a few of each, as examples, in `examples`).
+    """
+
+    module: str
+    loaded: int
+    missing: int
+    unexpected: int
+    examples: dict[str, list[str]]
+    location: Location
+
+
 @dataclass(slots=True)
 class LoaderBatch:
     """A batch drawn from a DataLoader; `location` is where the loader was iterated.
@@ -246,6 +284,8 @@ class Finish:
 EVENTS: dict[str, type] = {
     "forward": ForwardCall,
     "hidden_module": HiddenModuleCall,
+    "mode_set": ModeSet,
+    "dropout_in_eval": DropoutInEval,
     "loss": LossCall,
     "backward": BackwardCall,
     "step_start": StepStart,
@@ -254,6 +294,7 @@ EVENTS: dict[str, type] = {
     "clip": ClipCall,
     "scheduler_step": SchedulerStep,
     "torch_load": TorchLoad,
+    "state_dict_load": StateDictLoad,
     "loader_batch": LoaderBatch,
     "loader_iter": LoaderIterated,
     "measured": StepMeasured,
@@ -261,7 +302,7 @@ EVENTS: dict[str, type] = {
     "finish": Finish,
 }
 
-PER_STEP = frozenset({"forward", "loss", "backward", "step_start", "step_end", "gradients_cleared", "clip", "scheduler_step", "loader_batch", "measured"})
+PER_STEP = frozenset({"forward", "mode_set", "loss", "backward", "step_start", "step_end", "gradients_cleared", "clip", "scheduler_step", "loader_batch", "measured"})
 
 HANDLER_PREFIX = "on_"
 
