@@ -129,6 +129,13 @@ RULES: tuple[Rule, ...] = (
         seen_when="two consecutive steps whose every backward retained the graph",
     ),
     Rule(
+        "TG112", "accumulation-token-mean", W, "run",
+        summary="token losses mean-reduced per micro-batch over different counts of counted tokens, then accumulated into one step",
+        fix="sum each micro-batch's token loss (reduction=\"sum\") and divide by the number of counted tokens in the whole accumulation window before backward()",
+        seen_when="a step that accumulated >= 2 mean token losses whose counted tokens differ (largest / smallest >= {token_count_ratio})",
+        thresholds=("token_count_ratio",),
+    ),
+    Rule(
         "TG113", "clip-after-step", W, "both",
         summary="gradient clipping after `optimizer.step()` (the step already used the unclipped gradients)",
         fix="call clip_grad_norm_/clip_grad_value_ after backward() and before optimizer.step() (after scaler.unscale_(optimizer) when a GradScaler is used)",
@@ -237,6 +244,12 @@ RULES: tuple[Rule, ...] = (
         seen_when="the first step with a NaN/Inf loss (`--strict` stops before the update)",
     ),
     Rule(
+        "TG307", "padding-in-loss", W, "run",
+        summary="padding targets counted in the loss: targets hold the padding index and no `ignore_index` masks it",
+        fix="mask the padding out of the loss: pass ignore_index=<padding id> to the loss (or set the labels at padded positions to -100)",
+        seen_when="a token loss whose targets hold the model's padding id at padded positions",
+    ),
+    Rule(
         "TG308", "nll-loss-without-log-softmax", E, "both",
         summary="probabilities (softmax output) or raw scores fed to `NLLLoss` instead of log-probabilities",
         fix="feed nll_loss / NLLLoss log-probabilities (log_softmax output), or pass the raw logits to cross_entropy instead",
@@ -247,6 +260,12 @@ RULES: tuple[Rule, ...] = (
         summary="a loss target that carries a graph through trainable parameters (e.g. a TD target not detached)",
         fix="detach the target (target.detach(), or compute it under torch.no_grad()) so that only the prediction is trained",
         seen_when="a loss call whose target's graph reaches the prediction's trainable parameters",
+    ),
+    Rule(
+        "TG310", "labels-shifted-twice", E, "run",
+        summary="labels already shifted by one passed to a causal language model that shifts them again",
+        fix="pass labels=input_ids (the model shifts them itself); shift by hand only for a model that does not",
+        seen_when="a causal LM forward whose labels equal its input ids shifted by one",
     ),
     Rule(
         "TG401", "val-loss-divergence", W, "run",

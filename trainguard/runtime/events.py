@@ -59,6 +59,9 @@ class ForwardCall:
     reach: ReachFlag | None
     # Weak references to the floating-point tensors passed in (the input batch).
     inputs: list[weakref.ref]
+    # Weak references to the integer tensors passed in (token ids, labels, masks), by position
+    # (0, 1, ...) or keyword (`input_ids`, `labels`): what TG307 and TG310 compare with targets.
+    integer_inputs: dict[int | str, weakref.ref]
     # Storage addresses of the output's dense tensors (ints, no tensor kept): what a later loss call
     # or another model's forward received can be matched to this call (views and detach() share them).
     output_storages: tuple[int, ...] = ()
@@ -114,6 +117,13 @@ class LossCall:
     output: torch.Tensor
     reduction: str
     location: Location
+    # cross_entropy / nll_loss: the target value left out of the loss (PyTorch's default -100)
+    # and the per-class weights (None: none given); None for losses without them.
+    ignore_index: int | None = None
+    weight: torch.Tensor | None = None
+    # Called inside a model's forward (a model that computes its own loss, such as a Hugging Face
+    # model given `labels=`): that model's ForwardCall comes after this event, not before it.
+    in_forward: bool = False
 
 
 @dataclass(slots=True)

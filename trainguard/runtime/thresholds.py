@@ -27,6 +27,10 @@ class Thresholds:
     vanishing_rms: float = 1e-7
     # ... for this many consecutive measurements.
     vanishing_patience: int = 5
+    # TG112: micro-batches whose counted tokens (targets not equal to ignore_index) differ by at
+    # least this ratio (largest / smallest) within one accumulation window: below it the unequal
+    # token weights change the gradient by a few percent at most.
+    token_count_ratio: float = 1.1
     # TG402: after this many optimizer steps, the mean loss of the last 20 % of the steps must
     # be at least `min_improvement` (relative) below the mean of the first 10 %.
     loss_window: int = 100

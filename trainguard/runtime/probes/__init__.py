@@ -74,4 +74,5 @@ def make_probes(session: GuardSession) -> list[Probe]:
     from trainguard.runtime.probes.optimizers import OptimizerProbe
     from trainguard.runtime.probes.warning_origin import WarningOrigin
 
-    return [WarningOrigin(session), OptimizerProbe(session), ModuleProbe(session), FunctionProbe(session), DataProbe(session)]
+    modules = ModuleProbe(session)
+    return [WarningOrigin(session), OptimizerProbe(session), modules, FunctionProbe(session, modules), DataProbe(session)]

@@ -8,6 +8,7 @@ Loss modules (nn.CrossEntropyLoss, ...) call the functional losses, so patching
 
 from __future__ import annotations
 
+import inspect
 import sys
 import weakref
 from collections import deque
@@ -25,6 +26,7 @@ from trainguard.runtime.events import BackwardCall, ClipCall, LossCall, Schedule
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
+    from trainguard.runtime.probes.modules import ModuleProbe
     from trainguard.runtime.session import GuardSession
 
 LOSS_FUNCTIONS = (
@@ -37,13 +39,16 @@ LOSS_FUNCTIONS = (
     "smooth_l1_loss",
     "huber_loss",
 )
+# The losses that take `ignore_index` (and per-class `weight`).
+IGNORE_INDEX_LOSSES = frozenset({"cross_entropy", "nll_loss"})
 _RECENT = 16  # loss outputs / scaled losses remembered for matching backward calls
 _KEY_EXAMPLES = 3  # missing / unexpected keys shown in a StateDictLoad
 
 
 class FunctionProbe:
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: GuardSession, modules: ModuleProbe) -> None:
         self.session = session
+        self._modules = modules
         self._patches = Patches()
         self._losses: deque[tuple[weakref.ref, str, str]] = deque(maxlen=_RECENT)
         self._scaled: deque[tuple[weakref.ref, weakref.ref]] = deque(maxlen=_RECENT)
@@ -83,23 +88,31 @@ class FunctionProbe:
     def _wrap_loss(self, name: str) -> Callable[[Any], Any]:
         def make(original: Any) -> Any:
             probe = self
+            names = _names_after_target(original)
 
             def loss(input: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
                 output = original(input, target, *args, **kwargs)
-                probe._contained(lambda: probe._loss_called(name, input, target, output, kwargs))
+                arguments = {**dict(zip(names, args)), **kwargs} if args else kwargs
+                probe._contained(lambda: probe._loss_called(name, input, target, output, arguments))
                 return output
 
             return loss
 
         return make
 
-    def _loss_called(self, name: str, input: Any, target: Any, output: Any, kwargs: dict[str, Any]) -> None:
+    def _loss_called(self, name: str, input: Any, target: Any, output: Any, arguments: dict[str, Any]) -> None:
+        """`arguments`: the call's arguments after (input, target), positional ones by name."""
         if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):
             return
-        reduction = kwargs.get("reduction", "mean")
+        reduction = arguments.get("reduction", "mean")
         if output.grad_fn is not None:
             self._losses.append((weakref.ref(output), name, reduction))
-        self.session.emit("loss", LossCall(name, input, target, output, reduction, user_location()))
+        ignore_index, weight = None, None
+        if name in IGNORE_INDEX_LOSSES:
+            ignore_index = arguments.get("ignore_index", -100)
+            weight = arguments.get("weight")
+        call = LossCall(name, input, target, output, reduction, user_location(), ignore_index, weight, self._modules.in_root_call)
+        self.session.emit("loss", call)
 
     # -- backward --------------------------------------------------------------------------
     def _wrap_backward(self, original: Any) -> Any:
@@ -276,3 +289,11 @@ class FunctionProbe:
         examples = {"missing": missing[:_KEY_EXAMPLES], "unexpected": unexpected[:_KEY_EXAMPLES]}
         event = StateDictLoad(type(module).__name__, loaded, len(missing), len(unexpected), examples, user_location())
         self.session.emit("state_dict_load", event)
+
+def _names_after_target(function: Any) -> tuple[str, ...]:
+    """The parameter names of a loss function after (input, target): positional arguments
+    (`F.cross_entropy(x, y, w)`) are read by name. Empty when its signature cannot be read."""
+    try:
+        return tuple(inspect.signature(function).parameters)[2:]
+    except (TypeError, ValueError):
+        return ()

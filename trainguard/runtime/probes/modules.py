@@ -17,6 +17,7 @@ The first few eval-mode calls of each model in detailed windows run under the dr
 from __future__ import annotations
 
 import functools
+import itertools
 import sys
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 _MAX_OUTPUTS = 8
 _MAX_INPUTS = 4
+_MAX_KEYWORDS = 8
 _DROPOUT_WATCHED_CALLS = 3  # eval-mode calls per model run under the dropout watch
 
 
@@ -114,6 +116,7 @@ class ModuleProbe:
         self._root_depth = 0
         # A root found by the global pre-hook: its class was not watched yet when this call began.
         self._unwatched_call: nn.Module | None = None
+        self._unwatched_kwargs: dict[str, Any] = {}
         self._hidden_seen: set[int] = set()
         self._generation_step = -1
         self._patches = Patches()
@@ -124,6 +127,11 @@ class ModuleProbe:
         self._train_depth = 0  # nesting of nn.Module.train calls: only the outermost is reported
         self._dropout_watched: dict[int, int] = {}  # model id -> eval-mode calls watched
         self._registration_handle: RemovableHandle | None = None
+
+    @property
+    def in_root_call(self) -> bool:
+        """Whether a model's forward is running now (a loss called now is the model's own)."""
+        return self._root_depth > 0
 
     # -- install -------------------------------------------------------------------------
     def install(self) -> None:
@@ -168,7 +176,7 @@ class ModuleProbe:
             self._global_handles.clear()
             self._stack.clear()
             if self._unwatched_call is not None:  # its call ends unseen (a compiled call began inside it)
-                self._unwatched_call = None
+                self._unwatched_call, self._unwatched_kwargs = None, {}
                 self._root_depth = max(self._root_depth - 1, 0)
 
     def _wrap_train(self, original: Any) -> Any:
@@ -264,6 +272,7 @@ class ModuleProbe:
                     self._add_root(module)
                     # This call began before the class wrapper existed: the global post-hook ends it.
                     self._unwatched_call = module
+                    self._unwatched_kwargs = _call_keywords()
                     self._root_depth += 1
             else:
                 root = self.roots.get(id(self._stack[0]))
@@ -280,7 +289,8 @@ class ModuleProbe:
             self._stack.pop()
         if not self._stack and module is self._unwatched_call:
             self._unwatched_call = None
-            self._root_finished(module, args, output)
+            kwargs, self._unwatched_kwargs = self._unwatched_kwargs, {}
+            self._root_finished(module, args, kwargs, output)
         if not self._stack and self.session.detailed is False:
             self._set_global_hooks(False)
 
@@ -307,7 +317,7 @@ class ModuleProbe:
         running = _modules_in_call()
         self._stack[:] = [m for m in self._stack if id(m) in running]
         if self._unwatched_call is not None and id(self._unwatched_call) not in running:
-            self._unwatched_call = None
+            self._unwatched_call, self._unwatched_kwargs = None, {}
             self._root_depth = max(self._root_depth - 1, 0)
 
     # -- root calls (always) -------------------------------------------------------------
@@ -329,7 +339,7 @@ class ModuleProbe:
             self._root_depth = max(self._root_depth - 1, 0)
             del self._stack[base:]  # see _drop_stale_calls: a BaseException skips the post-hooks
             raise
-        self._root_finished(module, args, output)
+        self._root_finished(module, args, kwargs, output)
         return output
 
     def _watch_dropout(self, module: nn.Module) -> bool:
@@ -348,7 +358,7 @@ class ModuleProbe:
     def _innermost(self) -> nn.Module | None:
         return self._stack[-1] if self._stack else None
 
-    def _root_finished(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+    def _root_finished(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         self._root_depth = max(self._root_depth - 1, 0)
         if self._root_depth:
             return  # a root called inside another root's forward
@@ -375,6 +385,7 @@ class ModuleProbe:
                 location=user_location(),
                 reach=reach,
                 inputs=[weakref.ref(a) for a in args[:_MAX_INPUTS] if _is_dense_float(a)],
+                integer_inputs=_integer_inputs(args, kwargs),
                 output_storages=storage_ids(output),
             )
             self.session.window.forwards.append(call)
@@ -423,6 +434,47 @@ def _is_dense_float(value: Any) -> bool:
     return (
         isinstance(value, torch.Tensor)
         and value.is_floating_point()
+        and value.layout == torch.strided
+        and not value.is_nested
+        and value.device.type != "meta"
+    )
+
+
+def _call_keywords() -> dict[str, Any]:
+    """The keyword arguments of the module call whose global pre-hook is running (`model(input_ids=...,
+    labels=...)`), read from `Module._call_impl`'s frame: global pre-hooks get no keywords, and
+    PyTorch 2.13's `with_kwargs` global forward hooks are unusable (the hook is called without the
+    keywords when a forward raises, as activation checkpointing's recomputation does, and removing
+    it leaves every later module call on the slow path). Empty when the frame is not that call."""
+    frame = sys._getframe(2)  # 0: this function, 1: the pre-hook, 2: the module call
+    # `_call_impl` runs its hooks in a closure, `inner`, which sees the call's `kwargs`.
+    if frame.f_code.co_name not in ("inner", "_call_impl") or frame.f_globals.get("__name__") != "torch.nn.modules.module":
+        return {}
+    keywords = frame.f_locals.get("kwargs")
+    return dict(keywords) if isinstance(keywords, dict) else {}
+
+
+def _integer_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[int | str, weakref.ref]:
+    """Weak references to the integer tensors among the first arguments of a call, by position or keyword."""
+    found: dict[int | str, weakref.ref] = {}
+    for index, value in enumerate(args[:_MAX_INPUTS]):
+        if _is_dense_integer(value):
+            found[index] = weakref.ref(value)
+    if kwargs:
+        for key, value in itertools.islice(kwargs.items(), _MAX_KEYWORDS):
+            if _is_dense_integer(value):
+                found[key] = weakref.ref(value)
+    return found
+
+
+_INTEGER_DTYPES = frozenset({torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8})
+
+
+def _is_dense_integer(value: Any) -> bool:
+    """An integer tensor (token ids, class labels, masks) whose values can be read."""
+    return (
+        isinstance(value, torch.Tensor)
+        and value.dtype in _INTEGER_DTYPES
         and value.layout == torch.strided
         and not value.is_nested
         and value.device.type != "meta"
