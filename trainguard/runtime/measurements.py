@@ -6,30 +6,26 @@ and on sampled steps the gradient norms per parameter and the learning rate; the
 `((out - y) ** 2).mean()`) takes the values backward() was called on as its training loss. Losses
 computed without grad between two steps form one evaluation, whose mean is the `evaluated` event.
 
-Device reads are the only cost that matters on a GPU (each one waits for the queued work), so the
-losses are summed on their device and read once per step on the CPU, and only on sampled steps
-on an accelerator; gradient norms are read on sampled steps only, every `every` steps, where
-`every` adapts so that measuring costs at most ~0.5 % of the step time.
+Device reads are the only cost that matters on a GPU (each one waits for the queued work), so
+they happen on detailed steps only (session.FULL_STEPS): there the step's losses and the gradient
+norms are read. Between detailed steps the probes hand the training losses to `add_steady`,
+which sums them on their device without reading them; the next detailed step reads the sum once
+(`interval_loss` of its `measured` event), and so does the end of the run.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
-from trainguard.runtime.callsite import Location
+from trainguard.runtime.callsite import UNKNOWN, Location
 from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall, StepMeasured, StepStart
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
-
-MAX_EVERY = 100
-COST_BUDGET = 0.005  # fraction of the step time that measuring may take
-
 
 @dataclass
 class _Sum:
@@ -56,18 +52,61 @@ class _Sum:
         return taken
 
 
+class _DeviceSum:
+    """Training losses of steady-state steps, summed on their device (never read there)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[torch.device, torch.Tensor] = {}
+        self.count = 0
+        self.first_step: int | None = None
+
+    def add(self, value: torch.Tensor, step: int) -> None:
+        device = value.device
+        total = self.totals.get(device)
+        if total is None:
+            # float64 where the device has it: a sum of finite losses never overflows to Inf.
+            dtype = torch.float32 if device.type == "mps" else torch.float64
+            total = self.totals[device] = torch.zeros((), dtype=dtype, device=device)
+        total.add_(value.detach())
+        self.count += 1
+        if self.first_step is None:
+            self.first_step = step
+
+    def take(self) -> tuple[float, int, int] | None:
+        """(mean, first step, count) of what was added since the last take (one read per device)."""
+        if not self.count:
+            return None
+        total = sum(float(value) for value in self.totals.values())
+        taken = (total / self.count, self.first_step, self.count)
+        self.totals, self.count, self.first_step = {}, 0, None
+        return taken  # type: ignore[return-value]
+
+
 class Measurements:
     """Session component that turns steps and loss calls into `measured` / `evaluated` events."""
 
     def __init__(self, session: GuardSession) -> None:
         self.session = session
-        self.every = 1
         self._train = _Sum()
         self._backward = _Sum()  # the values backward() was called on, for steps without a loss function
         self._eval = _Sum()
+        self._steady = _DeviceSum()
+        self._steady_step_had_loss = -1  # the last steady step whose loss a loss function computed
         self._evaluations = 0
-        self._last_step_time: float | None = None
         self._names: dict[int, str] = {}
+        # Where the last detailed step's loss and optimizer step were: the end-of-run read's places.
+        self._places: tuple[Location | None, Location] = (None, UNKNOWN)
+
+    def add_steady(self, value: torch.Tensor, from_loss_function: bool) -> None:
+        """A training loss of a steady-state step (a loss function's output, or the scalar
+        backward() ran on): as on detailed steps, a step's loss-function values are its loss and
+        backward() values count only in steps that called no loss function."""
+        step = self.session.step
+        if from_loss_function:
+            self._steady_step_had_loss = step
+        elif self._steady_step_had_loss == step:
+            return
+        self._steady.add(value, step)
 
     def on_loss(self, event: LossCall) -> None:
         if event.output.dim() != 0:
@@ -87,35 +126,38 @@ class Measurements:
             self._backward.add(event.value, 1, event.location)
 
     def on_step_start(self, event: StepStart) -> None:
+        # Emitted on detailed steps only: each is measured in full.
         self._close_evaluation()
-        now = time.perf_counter()
-        step_time = None if self._last_step_time is None else now - self._last_step_time
-        self._last_step_time = now
         total, count, location = self._train.take()
         from_backward = self._backward.take()
         if total is None:
             total, count, location = from_backward
-        sampled = event.index % self.every == 0 or self.session.detailed
-        loss = None
-        if total is not None and (sampled or not isinstance(total, torch.Tensor)):
-            loss = float(total) / count
-        norms = sizes = None
-        grad_norm = None
-        if sampled:
-            started = time.perf_counter()
-            norms, sizes = self._gradient_norms(event.optimizer)
-            grad_norm = math.sqrt(sum(n * n for n in norms.values())) if norms else None
-            cost = time.perf_counter() - started
-            if step_time:
-                self.every = max(1, min(MAX_EVERY, math.ceil(cost / (COST_BUDGET * step_time))))
+        loss = None if total is None else float(total) / count
+        norms, sizes = self._gradient_norms(event.optimizer)
+        grad_norm = math.sqrt(sum(n * n for n in norms.values())) if norms else None
         lr = event.optimizer.param_groups[0].get("lr")
         lr = float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
-        if loss is None and norms is None:
-            return
-        self.session.emit("measured", StepMeasured(event.index, loss, location, grad_norm, norms, sizes, lr, event.location))
+        interval_loss, interval = self._take_steady(event.index)
+        self._places = (location or self._places[0], event.location)
+        self.session.emit(
+            "measured", StepMeasured(event.index, loss, location, grad_norm, norms, sizes, lr, event.location, interval_loss, interval)
+        )
+
+    def _take_steady(self, step: int) -> tuple[float | None, tuple[int, int] | None]:
+        """The mean of the steady-state losses since the last read, and their steps (first, last)."""
+        taken = self._steady.take()
+        if taken is None:
+            return None, None
+        mean, first, _ = taken
+        return mean, (first, max(first, step - 1))
 
     def on_finish(self, event: Finish) -> None:
         self._close_evaluation()
+        # The losses of the steps after the last detailed one are read once, at the end.
+        interval_loss, interval = self._take_steady(self.session.step)
+        if interval is not None:
+            loss_location, location = self._places
+            self.session.emit("measured", StepMeasured(interval[1], None, loss_location, None, None, None, None, location, interval_loss, interval))
 
     def _close_evaluation(self) -> None:
         reduction = self._eval.reduction or "mean"

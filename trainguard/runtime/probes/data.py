@@ -1,4 +1,8 @@
-"""Data probe: which DataLoader each batch came from, and where the user iterated it."""
+"""Data probe: which DataLoader each batch came from, and where the user iterated it.
+
+Batches are counted always (a pass's length, a step's micro-batches); `loader_batch` is emitted
+in detailed steps only. A loader's first pass begins a phase, observed in full.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +72,8 @@ class DataProbe:
 
     def _pass_started(self, loader: DataLoader, iterator: Any) -> None:
         previous = self._last_pass.get(loader)
+        if previous is None:
+            self.session.phase_changed()
         started = self._last_pass[loader] = self._passes[iterator] = _Pass(weakref.ref(loader), user_location())
         self.session.emit("loader_iter", LoaderIterated(loader, started.location, None if previous is None else previous.batches))
 
@@ -78,5 +84,5 @@ class DataProbe:
             return
         current.batches += 1
         loader = current.loader()
-        if loader is not None:
+        if loader is not None and self.session.detailed:
             self.session.emit("loader_batch", LoaderBatch(loader, current.location))

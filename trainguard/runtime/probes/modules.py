@@ -1,9 +1,12 @@
 """Module probe: finds the root modules (the models) and reports their forward calls.
 
-Global module hooks are installed only in detailed windows (they put every module call on
+Global module hooks are installed only in detailed steps (they put every module call on
 PyTorch's slow path); there they discover roots and spot trainable modules that run inside a
-root's forward without being registered in it. A root's calls are reported always, one
-`ForwardCall` per outermost root call, by wrapping `__call__` of the root's class, not with the
+root's forward without being registered in it. A root's calls are seen always, by wrapping
+`__call__` of the root's class: outside detailed steps a call only compares the root's mode
+(training, grad enabled) with its last call's, and a change begins a phase observed in full; in
+detailed steps each outermost root call is reported as a `ForwardCall`. The wrapper is used,
+not the
 module's own forward hooks: those live in the user's object, so `copy.deepcopy`, `pickle`,
 `torch.save` and `torch.jit.script` of a watched model would copy, save or compile the guard with
 it. The class wrapper costs one dictionary look-up per call of a module of that class, and the
@@ -27,6 +30,7 @@ from torch.utils.hooks import RemovableHandle
 from trainguard.runtime.callsite import user_location
 from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ReachFlag
 from trainguard.runtime.probes import Patches
+from trainguard.runtime.session import WINDOW_EVERY
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
@@ -42,6 +46,8 @@ class RootModule:
     def __init__(self, module: nn.Module) -> None:
         self._module = weakref.ref(module)
         self.name = type(module).__name__
+        # (training, grad enabled) of its last outermost call; None before the first.
+        self.mode: tuple[bool, bool] | None = None
         self.refresh()
 
     @property
@@ -120,6 +126,7 @@ class ModuleProbe:
     def install(self) -> None:
         self._active = True
         self._set_global_hooks(True)
+        self.session.steady_begins.append(self._steady_begins)
         # torch.compile'd modules warn when global module hooks exist; their class is patched
         # when torch._dynamo is loaded (importing it just for this would cost ~1 s).
         if "torch._dynamo.eval_frame" in sys.modules:
@@ -149,6 +156,10 @@ class ModuleProbe:
             if self._unwatched_call is not None:  # its call ends unseen (a compiled call began inside it)
                 self._unwatched_call = None
                 self._root_depth = max(self._root_depth - 1, 0)
+
+    def _steady_begins(self) -> None:
+        if not self._stack:  # else at the end of the outermost module call (an optimizer step inside a forward)
+            self._set_global_hooks(False)
 
     def _wrap_compile(self, original: Any) -> Any:
         probe = self
@@ -258,8 +269,17 @@ class ModuleProbe:
     def _root_call(self, module: nn.Module, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run `call(*args, **kwargs)`, a call of a root; the outermost one is reported when it returns."""
         self._root_depth += 1
-        if self.session.detailed and not self._global_handles and self._root_depth == 1 and not self._in_compiled_call:
-            self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
+        if self._root_depth == 1:
+            root = self.roots.get(id(module))
+            mode = (module.training, torch.is_grad_enabled())
+            if root is not None and root.mode != mode:
+                root.mode = mode
+                self.session.phase_changed()
+                self._generation_step = -1  # the model is looked at afresh
+            if self.session.detailed:
+                if not self._global_handles and not self._in_compiled_call:
+                    self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
+
         try:
             output = call(*args, **kwargs)
         except BaseException:
@@ -270,14 +290,19 @@ class ModuleProbe:
 
     def _root_finished(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._root_depth = max(self._root_depth - 1, 0)
-        if self._root_depth:
-            return  # a root called inside another root's forward
+        if self._root_depth or not self.session.detailed:
+            return  # a root called inside another root's forward, or a steady-state step
         try:
             root = self.roots.get(id(module))
             if root is None:
                 return
-            if self.session.detailed and self._generation_step != self.session.step:
-                self._generation_step = self.session.step
+            if root.mode is None:
+                root.mode = (module.training, torch.is_grad_enabled())  # found by the global pre-hook during this call
+            step = self.session.step
+            if self._generation_step != step and (self._generation_step < 0 or step % WINDOW_EVERY == 0):
+                # Layers added later are seen at a phase change or a window, not at every
+                # detailed step: walking a large model's modules costs.
+                self._generation_step = step
                 root.refresh()
             grad_enabled = torch.is_grad_enabled()
             outputs = _tensors(output) if grad_enabled else []

@@ -95,6 +95,7 @@ class OptimizerProbe:
             state = self.states[optimizer] = OptimizerState()
             state.refresh_params(optimizer)
             self._choose_sample(optimizer, state, with_grad=False)
+            self.session.phase_changed()  # a new optimizer: its first step is observed in full
         return state
 
     def _wrap_init(self, original: Any) -> Any:
@@ -116,8 +117,9 @@ class OptimizerProbe:
         try:
             state = self.state(optimizer)
             state.attempts += 1
-            if self.session.detailed:
-                state.refresh_params(optimizer)
+            if not self.session.detailed:
+                return None  # a steady-state step: counted, not observed
+            state.refresh_params(optimizer)
             state.pending_start = StepStart(optimizer, state, state.steps, user_location())
             state.step_location = state.pending_start.location
             deferred = self._start_after_closure(optimizer, state, args, kwargs)
@@ -166,12 +168,14 @@ class OptimizerProbe:
             self._start(optimizer, state)  # a closure the optimizer never called
             index = state.steps
             state.steps += 1
-            sample = state.sample() if state.sample is not None else None
-            state.remember(None if sample is None else sample.grad)
             state.accumulations = 0
             state.cleared = None
             self.session.emit("step_end", StepEnd(optimizer, state, index, state.step_location))
             self.session.step_finished(index)
+            if self.session.detailed:
+                # The next step is observed: its first accumulation is compared with this gradient.
+                sample = state.sample() if state.sample is not None else None
+                state.remember(None if sample is None else sample.grad)
         except Exception as error:
             self.session.internal_error("optimizer probe", error)
 
