@@ -75,36 +75,35 @@ def test_steady_state_steps_read_no_device_value_and_install_no_module_hook(monk
     assert handle.findings == []
 
 
-def test_a_nan_loss_in_a_steady_state_step_is_reported_at_the_next_window() -> None:
-    torch.manual_seed(0)
-    model = nn.Linear(4, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the NaN does not reach the weights
-    bad_step = FULL_STEPS + 3
-    with trainguard.watch(echo=False, select="TG306") as handle:
-        for step in range(FULL_STEPS + WINDOW_EVERY + 1):
-            optimizer.zero_grad()
-            target = torch.full((8, 1), float("nan") if step == bad_step else 1.0)
-            F.mse_loss(model(torch.ones(8, 4)), target).backward()
-            optimizer.step()
-    (finding,) = handle.findings
-    window = FULL_STEPS + WINDOW_EVERY - FULL_STEPS % WINDOW_EVERY  # the first window after the full steps
-    assert finding.step == window
-    first, last = finding.evidence["between_steps"]
-    assert first <= bad_step <= last < window
-
-
-def test_steady_state_losses_after_the_last_window_are_read_at_the_end() -> None:
+def _regression_with_a_bad_target(steps: int, bad_step: int) -> tuple[list, int | None]:
+    """A regression whose target is Inf at `bad_step` (lr 0: the weights stay finite); its
+    findings, and the step at whose end TG306 was first known."""
     model = nn.Linear(4, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    steps = FULL_STEPS + 2
+    known_at = None
     with trainguard.watch(echo=False, select="TG306") as handle:
         for step in range(steps):
             optimizer.zero_grad()
-            target = torch.full((8, 1), float("inf") if step == steps - 1 else 1.0)
+            target = torch.full((8, 1), float("inf") if step == bad_step else 1.0)
             F.mse_loss(model(torch.ones(8, 4)), target).backward()
             optimizer.step()
-    (finding,) = handle.findings
-    assert finding.evidence["between_steps"] == [FULL_STEPS + 1, steps - 1]
+            if known_at is None and handle.findings:
+                known_at = step
+    return handle.findings, known_at
+
+
+def test_a_non_finite_loss_in_a_steady_state_step_is_reported_with_its_step_at_the_next_window() -> None:
+    bad_step = FULL_STEPS + 3
+    window = FULL_STEPS + WINDOW_EVERY - FULL_STEPS % WINDOW_EVERY  # the first window after the full steps
+    findings, known_at = _regression_with_a_bad_target(window + 2, bad_step)
+    (finding,) = findings
+    assert finding.step == bad_step and known_at == window
+
+
+def test_steady_state_losses_after_the_last_window_are_read_at_the_end() -> None:
+    findings, known_at = _regression_with_a_bad_target(FULL_STEPS + 3, FULL_STEPS + 2)
+    (finding,) = findings
+    assert finding.step == FULL_STEPS + 2 and known_at is None  # known when the guard was removed
 
 
 def test_an_evaluation_in_the_steady_state_is_observed_in_full() -> None:

@@ -166,13 +166,10 @@ class LoaderIterated:
 
 @dataclass(slots=True)
 class StepMeasured:
-    """Numbers read at a detailed optimizer step (before it updates), and once at the end of the run.
+    """Numbers read at an optimizer step (before it updates), on the steps the sampler chose.
 
     `loss` is the mean training loss of the step's window; `layer_norms` maps parameter names to
-    gradient norms (None when no gradient was there). `interval_loss` is the mean training loss of
-    the steady-state steps `interval` (first, last) since the last detailed step, summed on the
-    device and read here; None when there were none. The event emitted at the end of the run
-    carries only the interval (`loss` and the norms are None).
+    gradient norms (None on steps where gradients were not measured).
     """
 
     step: int
@@ -183,8 +180,6 @@ class StepMeasured:
     layer_sizes: dict[str, int] | None
     lr: float | None
     location: Location
-    interval_loss: float | None = None
-    interval: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ computed without grad between two steps form one evaluation, whose mean is the `
 
 Device reads are the only cost that matters on a GPU (each one waits for the queued work), so
 they happen on detailed steps only (session.FULL_STEPS): there the step's losses and the gradient
-norms are read. Between detailed steps the probes hand the training losses to `add_steady`,
-which sums them on their device without reading them; the next detailed step reads the sum once
-(`interval_loss` of its `measured` event), and so does the end of the run.
+norms are read. Between detailed steps the probes hand the training losses to `add_steady`, which
+keeps them on their device; the next detailed step (or the end of the run) reads them in one go
+and emits each such step's `measured` event (loss only, no gradient norms), late but in order.
 """
 
 from __future__ import annotations
@@ -52,34 +52,39 @@ class _Sum:
         return taken
 
 
-class _DeviceSum:
-    """Training losses of steady-state steps, summed on their device (never read there)."""
+class _SteadyLosses:
+    """Training losses of steady-state steps, kept on their device as detached scalars (a
+    detach and an append: no device work, no read) until a detailed step reads them all at once."""
+
+    LIMIT = 4096  # values kept between two reads at most (windows come every few steps)
 
     def __init__(self) -> None:
-        self.totals: dict[torch.device, torch.Tensor] = {}
-        self.count = 0
-        self.first_step: int | None = None
+        self.values: list[torch.Tensor] = []
+        self.steps: list[int] = []
 
     def add(self, value: torch.Tensor, step: int) -> None:
-        device = value.device
-        total = self.totals.get(device)
-        if total is None:
-            # float64 where the device has it: a sum of finite losses never overflows to Inf.
-            dtype = torch.float32 if device.type == "mps" else torch.float64
-            total = self.totals[device] = torch.zeros((), dtype=dtype, device=device)
-        total.add_(value.detach())
-        self.count += 1
-        if self.first_step is None:
-            self.first_step = step
+        if len(self.values) < self.LIMIT:
+            self.values.append(value.detach())
+            self.steps.append(step)
 
-    def take(self) -> tuple[float, int, int] | None:
-        """(mean, first step, count) of what was added since the last take (one read per device)."""
-        if not self.count:
-            return None
-        total = sum(float(value) for value in self.totals.values())
-        taken = (total / self.count, self.first_step, self.count)
-        self.totals, self.count, self.first_step = {}, 0, None
-        return taken  # type: ignore[return-value]
+    def take(self) -> list[tuple[int, float]]:
+        """Per step, in order, the mean of its losses (one read per device)."""
+        values, steps = self.values, self.steps
+        self.values, self.steps = [], []
+        if not values:
+            return []
+        by_device: dict[torch.device, list[int]] = {}
+        for index, value in enumerate(values):
+            by_device.setdefault(value.device, []).append(index)
+        numbers = [0.0] * len(values)
+        for indices in by_device.values():
+            read = torch.stack([values[i].double() if values[i].device.type != "mps" else values[i].float() for i in indices]).tolist()
+            for i, number in zip(indices, read):
+                numbers[i] = number
+        per_step: dict[int, list[float]] = {}
+        for step, number in zip(steps, numbers):
+            per_step.setdefault(step, []).append(number)
+        return [(step, sum(losses) / len(losses)) for step, losses in per_step.items()]
 
 
 class Measurements:
@@ -90,7 +95,7 @@ class Measurements:
         self._train = _Sum()
         self._backward = _Sum()  # the values backward() was called on, for steps without a loss function
         self._eval = _Sum()
-        self._steady = _DeviceSum()
+        self._steady = _SteadyLosses()
         self._steady_step_had_loss = -1  # the last steady step whose loss a loss function computed
         self._evaluations = 0
         self._names: dict[int, str] = {}
@@ -137,27 +142,20 @@ class Measurements:
         grad_norm = math.sqrt(sum(n * n for n in norms.values())) if norms else None
         lr = event.optimizer.param_groups[0].get("lr")
         lr = float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
-        interval_loss, interval = self._take_steady(event.index)
+        self._emit_steady()
         self._places = (location or self._places[0], event.location)
-        self.session.emit(
-            "measured", StepMeasured(event.index, loss, location, grad_norm, norms, sizes, lr, event.location, interval_loss, interval)
-        )
+        self.session.emit("measured", StepMeasured(event.index, loss, location, grad_norm, norms, sizes, lr, event.location))
 
-    def _take_steady(self, step: int) -> tuple[float | None, tuple[int, int] | None]:
-        """The mean of the steady-state losses since the last read, and their steps (first, last)."""
-        taken = self._steady.take()
-        if taken is None:
-            return None, None
-        mean, first, _ = taken
-        return mean, (first, max(first, step - 1))
+    def _emit_steady(self) -> None:
+        """The steady-state steps' losses since the last read: one `measured` event per step
+        (loss only), late but in order, before the current step's."""
+        loss_location, location = self._places
+        for step, loss in self._steady.take():
+            self.session.emit("measured", StepMeasured(step, loss, loss_location, None, None, None, None, location))
 
     def on_finish(self, event: Finish) -> None:
         self._close_evaluation()
-        # The losses of the steps after the last detailed one are read once, at the end.
-        interval_loss, interval = self._take_steady(self.session.step)
-        if interval is not None:
-            loss_location, location = self._places
-            self.session.emit("measured", StepMeasured(interval[1], None, loss_location, None, None, None, None, location, interval_loss, interval))
+        self._emit_steady()  # the steps after the last detailed one
 
     def _close_evaluation(self) -> None:
         reduction = self._eval.reduction or "mean"

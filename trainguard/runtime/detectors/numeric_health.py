@@ -23,28 +23,19 @@ class NonFiniteLoss(Detector):
     code = "TG306"
 
     def on_measured(self, event: StepMeasured) -> None:
-        # The steady-state steps since the last detailed one come first: they were earlier.
-        interval = event.interval if event.interval is not None and not finite(event.interval_loss) else None
-        if interval is not None:
-            loss = event.interval_loss
-            what = f"a training loss between steps {interval[0]} and {interval[1]} is NaN/Inf (their mean is {loss})"
-        elif event.loss is not None and not math.isfinite(event.loss):
-            loss, what = event.loss, f"the training loss is {event.loss} at step {event.step}"
-        else:
+        if event.loss is None or math.isfinite(event.loss):
             return
         named = []
         for root in list(self.session.roots.values()):
             named.extend(root.named_parameters())
         evidence = {
-            "loss": str(loss),
+            "loss": str(event.loss),
             "first_nonfinite_parameter": first_nonfinite([(n, p.detach()) for n, p in named]),
             "first_nonfinite_gradient": first_nonfinite([(n, p.grad) for n, p in named if p.grad is not None]),
         }
-        if interval is not None:
-            # Summed on the device between detailed steps: which of those steps went bad is not known.
-            evidence["between_steps"] = list(interval)
         self.report(
-            f"{what}: the next optimizer step would write NaN/Inf into the weights",
+            f"the training loss is {event.loss} at step {event.step}: the next optimizer step would write "
+            f"NaN/Inf into the weights",
             event.loss_location or event.location,
             evidence=evidence,
             step=event.step,
@@ -55,8 +46,9 @@ class NonFiniteInputs(Detector):
     code = "TG503"
 
     def on_measured(self, event: StepMeasured) -> None:
-        # Inputs are read when the loss went non-finite (the likely cause) and in detailed windows.
-        if not (self.session.detailed or (event.loss is not None and not math.isfinite(event.loss))):
+        # Inputs are read when the loss went non-finite (the likely cause) and in detailed steps;
+        # a steady-state step's loss (no norms: read late) has no inputs left to read.
+        if event.layer_norms is None or not (self.session.detailed or (event.loss is not None and not math.isfinite(event.loss))):
             return
         for call in self.session.window.forwards:
             for ref in call.inputs:
@@ -150,7 +142,7 @@ class ExplodingGradients(Detector):
         self._clipped, self._pre_clip_norm = False, None
 
     def on_measured(self, event: StepMeasured) -> None:
-        if event.location in self._reported or (event.loss is None and event.grad_norm is None):
+        if event.location in self._reported:
             return
         history = self._histories.setdefault(event.location, _NormHistory(self._limits.spike_history))
         if finite(event.loss):
@@ -299,7 +291,7 @@ class LossNotDecreasing(Detector):
         super().__init__(session)
         limits = session.config.thresholds
         self._window, self._improvement = limits.loss_window, limits.min_improvement
-        self._losses: list[tuple[float, float, int]] = []  # (step, mean loss, steps it stands for)
+        self._losses: list[tuple[int, float]] = []
         self._judged = False
         self._step_sites: set[Location] = set()
         self._loss_function_trained = False
@@ -311,26 +303,20 @@ class LossNotDecreasing(Detector):
             self._loss_function_trained = True
 
     def on_measured(self, event: StepMeasured) -> None:
-        if self._judged or not self._loss_function_trained:
+        if self._judged or not finite(event.loss) or not self._loss_function_trained:
             return
-        if event.interval is not None and finite(event.interval_loss):
-            # The steady-state steps' mean stands for each of them, placed at their middle step.
-            first, last = event.interval
-            self._losses.append(((first + last) / 2, event.interval_loss, last - first + 1))  # type: ignore[arg-type]
-        if not finite(event.loss):
-            return
-        self._losses.append((event.step, event.loss, 1))  # type: ignore[arg-type]
+        self._losses.append((event.step, event.loss))  # type: ignore[arg-type]
         self._step_sites.add(event.location)
         if event.step < self._window:
             return
         self._judged = True
         if len(self._step_sites) > 1:
             return  # several optimizers (a GAN's two players): each one's loss may rise while the game is healthy
-        first = [(loss, steps) for step, loss, steps in self._losses if step < 0.1 * self._window]
-        last = [(loss, steps) for step, loss, steps in self._losses if step >= 0.8 * self._window]
-        if sum(steps for _, steps in first) < 2 or sum(steps for _, steps in last) < 2:
+        first = [loss for step, loss in self._losses if step < 0.1 * self._window]
+        last = [loss for step, loss in self._losses if step >= 0.8 * self._window]
+        if len(first) < 2 or len(last) < 2:
             return
-        start, end = _weighted_mean(first), _weighted_mean(last)
+        start, end = statistics.mean(first), statistics.mean(last)
         if end > start - self._improvement * abs(start):
             self.report(
                 f"the training loss did not improve over the first {self._window} steps: mean {start:.4g} "
@@ -341,6 +327,3 @@ class LossNotDecreasing(Detector):
             )
 
 
-def _weighted_mean(values: list[tuple[float, int]]) -> float:
-    """Mean over steps of (mean loss, steps it stands for) pairs."""
-    return sum(loss * steps for loss, steps in values) / sum(steps for _, steps in values)
