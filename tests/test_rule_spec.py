@@ -85,6 +85,30 @@ def test_every_rule_with_a_face_has_a_module_of_that_face() -> None:
     assert linted == {rule.code for rule in RULES if rule.lints}
 
 
+# Modules holding a small family of rules, named after what the family judges.
+RULE_FAMILIES = {
+    "model_modes": {"TG201", "TG202", "TG203"},
+    "non_finite_values": {"TG107", "TG306", "TG503"},
+    "probabilities_into_logit_losses": {"TG302", "TG303"},
+    "data_order": {"TG501", "TG502"},
+}
+
+
+def test_rule_modules_are_named_after_the_rule_or_family_they_hold() -> None:
+    slugs = {rule.code: rule.slug.replace("-", "_") for rule in RULES}
+    held: dict[tuple[str, str], set[str]] = {}
+    for cls in load_detectors():
+        held.setdefault(("runtime", cls.__module__.rsplit(".", 1)[-1]), set()).add(cls.code)
+    for cls in load_rules():
+        held.setdefault(("lint", cls.__module__.rsplit(".", 1)[-1]), set()).update(cls.codes)
+    misnamed = {
+        f"{face}/{module}.py": sorted(codes)
+        for (face, module), codes in held.items()
+        if not (codes <= RULE_FAMILIES.get(module, set()) or (len(codes) == 1 and slugs[next(iter(codes))] == module))
+    }
+    assert misnamed == {}, "name a rule module after its rule's slug, or its family in RULE_FAMILIES"
+
+
 def test_committed_rule_tables_are_the_generated_ones() -> None:
     assert rule_tables.stale_files() == [], "run: python -m trainguard.rule_tables --write"
 

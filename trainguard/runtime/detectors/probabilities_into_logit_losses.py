@@ -1,9 +1,8 @@
-"""TG302-TG305: what loss functions are fed. Checks read only shapes, dtypes and the autograd
-node that produced the input, never tensor values, so they cost no device synchronisation."""
+"""TG302 softmax-before-cross-entropy and TG303 sigmoid-before-bce-with-logits: a loss that applies
+log_softmax / sigmoid itself fed probabilities. The checks read only the autograd node that
+produced the input, never tensor values, so they cost no device synchronisation."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 
@@ -11,7 +10,6 @@ from trainguard.findings import Severity
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import LossCall
 
-REGRESSION_LOSSES = frozenset({"mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"})
 # Nodes that pass values through unchanged in meaning: look past them for the producer.
 _PASS_THROUGH = frozenset({
     "ViewBackward0", "ReshapeAliasBackward0", "UnsafeViewBackward0", "SqueezeBackward0",
@@ -70,38 +68,3 @@ class SigmoidBeforeBCEWithLogits(Detector):
                 event.location,
                 evidence={"input_produced_by": "SigmoidBackward0"},
             )
-
-
-class LossShapeBroadcast(Detector):
-    code = "TG304"
-
-    def on_loss(self, event: LossCall) -> None:
-        target = event.target
-        if event.name not in REGRESSION_LOSSES or not isinstance(target, torch.Tensor):
-            return
-        if event.input.shape != target.shape:
-            self.report(
-                f"{event.name} compared input {list(event.input.shape)} with target {list(target.shape)}: "
-                f"they broadcast to {list(torch.broadcast_shapes(event.input.shape, target.shape))}, so every "
-                f"prediction is compared with every target",
-                event.location,
-                evidence={"input_shape": list(event.input.shape), "target_shape": list(target.shape)},
-            )
-
-
-class RegressionLossOnClassLabels(Detector):
-    code = "TG305"
-
-    def on_loss(self, event: LossCall) -> None:
-        target: Any = event.target
-        if event.name in REGRESSION_LOSSES and isinstance(target, torch.Tensor) and _is_integer(target):
-            self.report(
-                f"{event.name} got an integer ({target.dtype}) target: class labels treated as numbers "
-                f"make class 9 'further' from 0 than class 1 is",
-                event.location,
-                evidence={"target_dtype": str(target.dtype)},
-            )
-
-
-def _is_integer(tensor: torch.Tensor) -> bool:
-    return not tensor.is_floating_point() and not tensor.is_complex() and tensor.dtype != torch.bool

@@ -1,4 +1,5 @@
-"""TG701 unsafe-torch-load and TG702 incomplete-checkpoint."""
+"""TG702 incomplete-checkpoint: a training checkpoint saved with the model and the progress but
+not the optimizer state."""
 
 from __future__ import annotations
 
@@ -32,27 +33,10 @@ def _state_of(values: frozenset, kind: str) -> bool:
     return any(t.facts["owner"].kind == kind for t in things(values, "state_dict"))
 
 
-class Checkpoints(LintRule):
-    """TG701 at `torch.load(..., weights_only=False)`; TG702 at `torch.save` of a checkpoint dict."""
+class IncompleteCheckpoint(LintRule):
+    """TG702 at `torch.save` of a checkpoint dict."""
 
-    codes = ("TG701", "TG702")
-
-    def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
-        if event.qualname != "torch.load":
-            return
-        node = event.node
-        weights_only = _keyword(node, "weights_only")
-        path = node.args[0] if node.args else _keyword(node, "f")
-        if isinstance(path, ast.Constant) and isinstance(path.value, str) and path.value.endswith(".safetensors"):
-            return
-        # Without weights_only the default is safe from PyTorch 2.6 on; the linter cannot know the
-        # version the script will run with, so only the explicit opt-out is reported.
-        if isinstance(weights_only, ast.Constant) and weights_only.value is False:
-            self.report(
-                "TG701",
-                node,
-                "torch.load(..., weights_only=False) unpickles arbitrary objects: a crafted checkpoint runs code on load",
-            )
+    codes = ("TG702",)
 
     def on_save(self, event: ev.Save, ctx: Interpreter) -> None:
         dicts = things(event.obj, "dict")

@@ -1,0 +1,32 @@
+"""TG602 deprecated-amp-api: `torch.cuda.amp.autocast` / `GradScaler` (and the CPU ones) are
+deprecated aliases of the `torch.amp` ones."""
+
+from __future__ import annotations
+
+from trainguard.lint import events as ev
+from trainguard.lint.interpreter import Interpreter
+from trainguard.lint.rules import LintRule
+
+DEPRECATED = {
+    "torch.cuda.amp.autocast": 'torch.amp.autocast("cuda", ...)',
+    "torch.cuda.amp.GradScaler": 'torch.amp.GradScaler("cuda", ...)',
+    "torch.cpu.amp.autocast": 'torch.amp.autocast("cpu", ...)',
+    "torch.cpu.amp.GradScaler": 'torch.amp.GradScaler("cpu", ...)',
+    "torch.cuda.amp.custom_fwd": 'torch.amp.custom_fwd(device_type="cuda")',
+    "torch.cuda.amp.custom_bwd": 'torch.amp.custom_bwd(device_type="cuda")',
+}
+
+
+class DeprecatedAmpApi(LintRule):
+    """TG602 at the deprecated call."""
+
+    codes = ("TG602",)
+
+    def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
+        if event.qualname in DEPRECATED:
+            self.report(
+                "TG602",
+                event.node,
+                f"{event.qualname} is deprecated: use {DEPRECATED[event.qualname]}",
+                evidence={"api": event.qualname},
+            )

@@ -1,0 +1,54 @@
+"""TG402 loss-not-decreasing: a torch loss function's value did not improve over the first
+`loss_window` steps, read from the `measured` event; thresholds in runtime.thresholds."""
+
+from __future__ import annotations
+
+import statistics
+
+from trainguard.runtime.callsite import Location
+from trainguard.runtime.detectors import Detector
+from trainguard.runtime.events import LossCall, StepMeasured
+from trainguard.runtime.measurements import finite
+
+
+class LossNotDecreasing(Detector):
+    code = "TG402"
+
+    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(session)
+        limits = session.config.thresholds
+        self._window, self._improvement = limits.loss_window, limits.min_improvement
+        self._losses: list[tuple[int, float]] = []
+        self._judged = False
+        self._step_sites: set[Location] = set()
+        self._loss_function_trained = False
+
+    def on_loss(self, event: LossCall) -> None:
+        # Only a torch loss function's value is judged: a hand-written objective (the value
+        # backward() was called on) may be a surrogate, like REINFORCE's, that is not meant to decrease.
+        if event.output.grad_fn is not None and event.output.dim() == 0:
+            self._loss_function_trained = True
+
+    def on_measured(self, event: StepMeasured) -> None:
+        if self._judged or not finite(event.loss) or not self._loss_function_trained:
+            return
+        self._losses.append((event.step, event.loss))  # type: ignore[arg-type]
+        self._step_sites.add(event.location)
+        if event.step < self._window:
+            return
+        self._judged = True
+        if len(self._step_sites) > 1:
+            return  # several optimizers (a GAN's two players): each one's loss may rise while the game is healthy
+        first = [loss for step, loss in self._losses if step < 0.1 * self._window]
+        last = [loss for step, loss in self._losses if step >= 0.8 * self._window]
+        if len(first) < 2 or len(last) < 2:
+            return
+        start, end = statistics.mean(first), statistics.mean(last)
+        if end > start - self._improvement * abs(start):
+            self.report(
+                f"the training loss did not improve over the first {self._window} steps: mean {start:.4g} "
+                f"over the first 10 % of the steps, {end:.4g} over the last 20 %",
+                event.loss_location or event.location,
+                evidence={"first_mean": round(start, 6), "last_mean": round(end, 6), "steps": self._window},
+                step=event.step,
+            )
