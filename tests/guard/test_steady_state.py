@@ -139,3 +139,33 @@ def test_steady_state_steps_never_synchronise_the_device() -> None:
             finally:
                 torch.cuda.set_sync_debug_mode(0)
     assert handle.findings == []
+
+
+def test_strict_stops_a_steady_state_step_before_its_update() -> None:
+    model = nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    bad_step = FULL_STEPS + 3
+    with pytest.raises(trainguard.GuardStop) as stopped:
+        with trainguard.watch(echo=False, select="TG306", strict=True):
+            for step in range(FULL_STEPS + WINDOW_EVERY):
+                optimizer.zero_grad()
+                target = torch.full((8, 1), float("inf") if step == bad_step else 1.0)
+                F.mse_loss(model(torch.ones(8, 4)), target).backward()
+                optimizer.step()
+    assert stopped.value.finding.step == bad_step
+    assert torch.isfinite(model.weight).all()  # the step with the Inf loss never updated
+
+
+def test_graphs_retained_only_on_window_steps_are_not_a_loop_habit() -> None:
+    # retain_graph=True on every 10th step after the first 20: each is a detailed step, but no two
+    # of them are consecutive, so TG111 (every backward of consecutive steps) stays silent.
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with trainguard.watch(echo=False, select="TG111") as handle:
+        for step in range(FULL_STEPS + 3 * WINDOW_EVERY + 1):
+            optimizer.zero_grad()
+            loss = F.mse_loss(model(torch.randn(8, 4)), torch.randn(8, 1))
+            loss.backward(retain_graph=step >= FULL_STEPS and step % WINDOW_EVERY == 0)
+            optimizer.step()
+    assert handle.findings == []

@@ -142,20 +142,21 @@ class Measurements:
         grad_norm = math.sqrt(sum(n * n for n in norms.values())) if norms else None
         lr = event.optimizer.param_groups[0].get("lr")
         lr = float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
-        self._emit_steady()
+        self.emit_steady()
         self._places = (location or self._places[0], event.location)
         self.session.emit("measured", StepMeasured(event.index, loss, location, grad_norm, norms, sizes, lr, event.location))
 
-    def _emit_steady(self) -> None:
-        """The steady-state steps' losses since the last read: one `measured` event per step
-        (loss only), late but in order, before the current step's."""
+    def emit_steady(self) -> None:
+        """Read the steady-state steps' losses kept since the last read: one `measured` event
+        per step (loss only), late but in order, before the current step's. Under `strict` the
+        optimizer probe calls it before every step's update: stopping needs the value."""
         loss_location, location = self._places
         for step, loss in self._steady.take():
             self.session.emit("measured", StepMeasured(step, loss, loss_location, None, None, None, None, location))
 
     def on_finish(self, event: Finish) -> None:
         self._close_evaluation()
-        self._emit_steady()  # the steps after the last detailed one
+        self.emit_steady()  # the steps after the last detailed one
 
     def _close_evaluation(self) -> None:
         reduction = self._eval.reduction or "mean"

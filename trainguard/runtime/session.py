@@ -100,6 +100,7 @@ class GuardSession:
 
         self.config = config
         self.step = 0
+        self.steps_taken = 0  # optimizer steps of all optimizers
         self.detailed = True
         self.window = Window()
         # Called when a steady-state step begins: probes take off what only detailed steps need.
@@ -187,6 +188,7 @@ class GuardSession:
         """Called by the optimizer probe after every optimizer step: decides whether the next
         step is detailed (see FULL_STEPS)."""
         self.step = max(self.step, index + 1)
+        self.steps_taken += 1
         self.window.reset()
         self.detailed = self.step < FULL_STEPS or self.step % WINDOW_EVERY == 0
         if not self.detailed:

@@ -118,7 +118,8 @@ class OptimizerProbe:
             state = self.state(optimizer)
             state.attempts += 1
             if not self.session.detailed:
-                return None  # a steady-state step: counted, not observed
+                self._steady_step()
+                return None
             state.refresh_params(optimizer)
             state.pending_start = StepStart(optimizer, state, state.steps, user_location())
             state.step_location = state.pending_start.location
@@ -129,6 +130,13 @@ class OptimizerProbe:
         if deferred is None:
             self._start(optimizer, state)
         return deferred
+
+    def _steady_step(self) -> None:
+        """A steady-state step is counted, not observed; under `strict` its loss is read before
+        the update (a GuardStop raised here stops the run before NaN reaches the weights)."""
+        measurements = self.session.measurements
+        if self.session.config.strict and measurements is not None:
+            measurements.emit_steady()
 
     def _start_after_closure(self, optimizer: Optimizer, state: OptimizerState, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """For `step(closure)`: the same arguments with the closure wrapped, so that the step is
