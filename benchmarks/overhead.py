@@ -1,12 +1,12 @@
 """Guard overhead: median time per training step, guarded / plain, both measured in this run.
 
-    python benchmarks/overhead.py [--rounds 7] [--steps 200]
+    python benchmarks/overhead.py [--rounds 7] [--steps 200] [--models mlp,cnn,transformer]
 
 Each round trains a fresh copy of the model for STEPS optimizer steps twice, once plain and once
 under `trainguard.watch()`, in alternating order; the ratio is the median over rounds of the
 per-round ratios. A guarded run observes its first 20 steps in full (global module hooks, every
-detector, device reads) and then one step in 10 (docs/runtime.md, "When each rule looks"), so the
-figure for STEPS=200 includes 19 + 18 detailed steps; "after 20" is the same ratio over the steps
+detector, device reads) and then one step in 25 (docs/runtime.md, "When each rule looks"), so the
+figure for STEPS=200 includes 19 + 7 detailed steps; "after 20" is the same ratio over the steps
 after the first 20 (the steady state with its windows), "first 20 steps" the median per-step ratio
 over the first 20 alone (the worst case). "+ metrics" is the guard with the metrics stream written
 to a file (`watch(metrics=...)`, `run --metrics`).
@@ -66,6 +66,8 @@ def transformer() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Ten
     return TinyTransformer(), lambda: (x, torch.randint(0, 512, (16 * 64,), generator=torch.Generator().manual_seed(0)))
 
 
+MODELS = {"mlp": ("mlp (1 ms)", mlp), "cnn": ("small cnn", cnn), "transformer": ("tiny transformer", transformer)}
+
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = CLOCKS["cpu"]
 
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
@@ -126,7 +129,8 @@ def main() -> None:
     print(f"{'model':<18}{'plain ms/step':>14}{'guarded/plain':>15}{'after 20':>10}{'+ metrics':>11}{'first 20 steps':>16}")
     with tempfile.TemporaryDirectory() as folder:
         metrics_file = os.path.join(folder, "metrics.jsonl")
-        for name, make in (("mlp (1 ms)", mlp), ("small cnn", cnn), ("tiny transformer", transformer)):
+        for model in args.models.split(","):
+            name, make = MODELS[model.strip()]
             r = measure(make, args.rounds, args.steps, metrics_file)
             print(f"{name:<18}{r['plain_ms']:>14.2f}{r['guarded']:>14.3f}x{r['steady']:>9.3f}x{r['metrics']:>10.3f}x{r['detailed']:>15.3f}x")
 

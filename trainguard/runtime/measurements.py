@@ -182,7 +182,7 @@ class Measurements:
         norms: dict[str, float] = {}
         sizes: dict[str, int] = {}
         for group in by_device.values():
-            values = torch.stack([norm_of(grad) for _, grad in group]).tolist()
+            values = torch.stack(norms_of([grad for _, grad in group])).tolist()
             for (param, _), value in zip(group, values):
                 name = self._names.get(id(param), f"param{len(norms)}")
                 norms[name] = value
@@ -218,6 +218,17 @@ def norm_of(values: torch.Tensor) -> torch.Tensor:
     """The 2-norm of a dense tensor, computed in at least float32 precision."""
     # A complex tensor's norm is real; `.float()` would drop its imaginary part (with a warning).
     return torch.linalg.vector_norm(values if values.is_complex() else values.float())
+
+
+def norms_of(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The 2-norms of dense tensors on one device, as `norm_of` computes them: in one foreach
+    kernel for real floating-point tensors (as clip_grad_norm_ does), else one by one."""
+    if all(t.is_floating_point() for t in tensors):
+        try:
+            return list(torch._foreach_norm(tensors, 2, dtype=torch.float32))
+        except (RuntimeError, TypeError):  # an older PyTorch without the dtype argument
+            pass
+    return [norm_of(t) for t in tensors]
 
 
 def first_nonfinite(named: list[tuple[str, torch.Tensor]]) -> str | None:

@@ -35,7 +35,7 @@ from trainguard.suppression import find_suppressions, is_suppressed, statement_l
 # state: O(1) Python per call, no module hooks, no host reads; losses are summed on their device
 # and read at the next detailed step.
 FULL_STEPS = 20
-WINDOW_EVERY = 10
+WINDOW_EVERY = 25
 
 DEBUG_VARIABLE = "TRAINGUARD_DEBUG"
 
