@@ -68,17 +68,18 @@ class _SteadyLosses:
             self.steps.append(step)
 
     def take(self) -> list[tuple[int, float]]:
-        """Per step, in order, the mean of its losses (one read per device)."""
+        """Per step, in order, the mean of its losses (one read per device and dtype)."""
         values, steps = self.values, self.steps
         self.values, self.steps = [], []
         if not values:
             return []
-        by_device: dict[torch.device, list[int]] = {}
+        groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for index, value in enumerate(values):
-            by_device.setdefault(value.device, []).append(index)
+            groups.setdefault((value.device, value.dtype), []).append(index)
         numbers = [0.0] * len(values)
-        for indices in by_device.values():
-            read = torch.stack([values[i].double() if values[i].device.type != "mps" else values[i].float() for i in indices]).tolist()
+        for (device, _), indices in groups.items():
+            stacked = torch.stack([values[i] for i in indices])
+            read = (stacked.float() if device.type == "mps" else stacked.double()).tolist()
             for i, number in zip(indices, read):
                 numbers[i] = number
         per_step: dict[int, list[float]] = {}
