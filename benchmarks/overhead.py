@@ -9,7 +9,9 @@ detector, device reads) and then one step in 25 (docs/runtime.md, "When each rul
 figure for STEPS=200 includes 19 + 7 detailed steps; "after 20" is the same ratio over the steps
 after the first 20 (the steady state with its windows), "first 20 steps" the median per-step ratio
 over the first 20 alone (the worst case). "+ metrics" is the guard with the metrics stream written
-to a file (`watch(metrics=...)`, `run --metrics`).
+to a file (`watch(metrics=...)`, `run --metrics`). "mlp, DataLoader" feeds the same MLP from a
+shuffling DataLoader: it adds the data probe's per-batch work and the row fingerprints of
+training batches that TG504 takes on the first 20 steps.
 
 Times are the process's CPU time with one intra-op thread (`--threads 1`, the default): on a
 shared 2-core machine wall-clock ratios move by several percent with the neighbours' load, CPU
@@ -19,6 +21,7 @@ time much less. `--clock wall` measures wall-clock time instead.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
@@ -28,6 +31,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 import trainguard
 
@@ -37,6 +41,14 @@ def mlp() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
     model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
     x, y = torch.randn(64, 256), torch.randint(0, 10, (64,))
     return model, lambda: (x, y)
+
+
+def mlp_from_loader() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
+    model, _ = mlp()
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(64 * 50, 256, generator=generator), torch.randint(0, 10, (64 * 50,), generator=generator))
+    batches = itertools.chain.from_iterable(itertools.repeat(DataLoader(data, batch_size=64, shuffle=True, generator=generator)))
+    return model, lambda: next(batches)
 
 
 def cnn() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
@@ -66,7 +78,7 @@ def transformer() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Ten
     return TinyTransformer(), lambda: (x, torch.randint(0, 512, (16 * 64,), generator=torch.Generator().manual_seed(0)))
 
 
-MODELS = {"mlp": ("mlp (1 ms)", mlp), "cnn": ("small cnn", cnn), "transformer": ("tiny transformer", transformer)}
+MODELS = {"mlp": ("mlp (1 ms)", mlp), "mlp-loader": ("mlp, DataLoader", mlp_from_loader), "cnn": ("small cnn", cnn), "transformer": ("tiny transformer", transformer)}
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = CLOCKS["cpu"]
@@ -74,10 +86,10 @@ clock = CLOCKS["cpu"]
 
 def train(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], steps: int) -> list[float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = batch()
     times = []
     for _ in range(steps):
         start = clock()
+        x, y = batch()
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
