@@ -226,7 +226,7 @@ class ModuleProbe:
         self._patches.set(cls, "__call__", __call__)
         self._class_wrappers.add(__call__)
 
-    # -- global hooks (detailed windows) -------------------------------------------------
+    # -- global hooks (detailed steps) ---------------------------------------------------
     def _global_pre(self, module: nn.Module, args: Any) -> None:
         if is_compiling():
             return
