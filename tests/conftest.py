@@ -45,9 +45,10 @@ def _no_guard_left_behind():
     from trainguard.runtime.api import active_session, unwatch
 
     leaked_session = active_session() is not None
-    leaked_hooks = len(module._global_forward_pre_hooks) + len(module._global_forward_hooks)
+    hook_tables = (module._global_forward_pre_hooks, module._global_forward_hooks, module._global_module_registration_hooks)
+    leaked_hooks = sum(len(table) for table in hook_tables)
     unwatch()
-    module._global_forward_pre_hooks.clear()
-    module._global_forward_hooks.clear()
+    for table in hook_tables:
+        table.clear()
     assert not leaked_session, "the test left a trainguard session installed"
     assert not leaked_hooks, f"the test left {leaked_hooks} global module hooks installed"

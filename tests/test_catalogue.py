@@ -95,7 +95,7 @@ def plain_text(markdown: str) -> str:
 
 def test_codes_are_unique_well_formed_and_in_order() -> None:
     codes = [rule.code for rule in RULES]
-    assert len(RULES) == 41
+    assert len(RULES) == 47
     assert len(set(codes)) == len(codes)
     assert all(re.fullmatch(r"TG[1-9]\d\d", code) for code in codes), codes
     assert codes == sorted(codes)

@@ -183,6 +183,24 @@ RULES: tuple[Rule, ...] = (
         fix="call the module itself: model(x) instead of model.forward(x)",
     ),
     Rule(
+        "TG206", "dropout-active-in-eval", W, "both",
+        summary="dropout still applied while the module is in eval mode (`F.dropout` without `training=self.training`, attention `dropout_p` not gated)",
+        fix="pass training=self.training to F.dropout (or use an nn.Dropout layer) and gate attention dropout with dropout_p=self.p if self.training else 0.0",
+        seen_when="one of a model's first eval-mode calls in a sampled step window",
+    ),
+    Rule(
+        "TG207", "frozen-batchnorm-updating", W, "run",
+        summary="BatchNorm layers whose parameters are frozen still update their running statistics (left in train mode)",
+        fix="put frozen BatchNorm layers in eval mode after every model.train() (override train() or call .eval() on them), or freeze them with FrozenBatchNorm-style buffers",
+        seen_when="the first training step through train-mode BatchNorm whose affine parameters are all frozen",
+    ),
+    Rule(
+        "TG208", "train-override-not-called", W, "run",
+        summary="a model overrides `train()` (e.g. to freeze stages) but training starts without calling it",
+        fix="call model.train() before the first training step so that the model's own train() override runs",
+        seen_when="the first training step of a model whose class overrides train() that was never called",
+    ),
+    Rule(
         "TG301", "unregistered-module", E, "both",
         summary="modules/parameters hidden in plain lists, dicts or tuples",
         fix="hold sub-modules in nn.ModuleList / nn.ModuleDict / nn.Sequential (parameters in nn.ParameterList / nn.ParameterDict), not in plain lists, dicts or tuples",
@@ -217,6 +235,18 @@ RULES: tuple[Rule, ...] = (
         summary="NaN/Inf loss",
         fix="lower the learning rate (or add warm-up), clip gradients, check the inputs and the loss for log(0)/division by zero, and use a GradScaler with fp16 (`trainguard run --strict` stops at the first NaN/Inf loss)",
         seen_when="the first step with a NaN/Inf loss (`--strict` stops before the update)",
+    ),
+    Rule(
+        "TG308", "nll-loss-without-log-softmax", E, "both",
+        summary="probabilities (softmax output) or raw scores fed to `NLLLoss` instead of log-probabilities",
+        fix="feed nll_loss / NLLLoss log-probabilities (log_softmax output), or pass the raw logits to cross_entropy instead",
+        seen_when="nll_loss fed softmax output, or a sampled step whose nll_loss went negative",
+    ),
+    Rule(
+        "TG309", "target-requires-grad", W, "both",
+        summary="a loss target that carries a graph through trainable parameters (e.g. a TD target not detached)",
+        fix="detach the target (target.detach(), or compute it under torch.no_grad()) so that only the prediction is trained",
+        seen_when="a loss call whose target's graph reaches the prediction's trainable parameters",
     ),
     Rule(
         "TG401", "val-loss-divergence", W, "run",
@@ -284,6 +314,13 @@ RULES: tuple[Rule, ...] = (
         "TG702", "incomplete-checkpoint", W, "lint",
         summary="a training checkpoint without optimizer state (resume is not exact)",
         fix="save optimizer.state_dict() (and scheduler/scaler state) in the checkpoint so training resumes exactly",
+    ),
+    Rule(
+        "TG703", "state-dict-not-loaded", E, "run",
+        summary="`load_state_dict(strict=False)` that matched few or none of the keys (weights silently not loaded)",
+        fix="make the checkpoint's keys match the model's (strip prefixes like 'module.' or 'model.'), then check the missing_keys / unexpected_keys that load_state_dict(strict=False) returns",
+        seen_when="a load_state_dict(strict=False) call that loaded under a fraction {state_dict_min_loaded} of the model's keys",
+        thresholds=("state_dict_min_loaded",),
     ),
     Rule(
         "TG801", "ddp-desync", E, "run",

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import trainguard
+from trainguard.runtime.api import active_session
 
 
 class Net(nn.Module):
@@ -160,6 +161,37 @@ def test_jit_script_and_trace_of_a_watched_model() -> None:
         traced = torch.jit.trace(model, x)
         expected = model(x)
         assert torch.equal(scripted(x), expected) and torch.equal(traced(x), expected)
+    finally:
+        trainguard.unwatch()
+
+
+class FunctionalDropoutNet(nn.Module):
+    """Functional dropout and attention dropout: what TG206's dropout watch looks at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(6, 18)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=0.1 if self.training else 0.0)
+        return F.dropout(y, 0.2, training=self.training)
+
+
+def test_jit_script_of_a_model_whose_eval_calls_ran_under_the_dropout_watch() -> None:
+    # The watch patches nothing: scripting resolves F.dropout and the attention to PyTorch's own.
+    try:
+        trainguard.watch(echo=False)
+        model = FunctionalDropoutNet().eval()
+        x = torch.randn(2, 4, 6)
+        with torch.no_grad():
+            model(x)  # the model is found at its first call,
+            expected = model(x)  # and its next eval-mode calls in a detailed window run under the watch
+        (probe,) = [p for p in active_session().probes if type(p).__name__ == "ModuleProbe"]
+        assert probe._dropout_watched == {id(model): 1}
+        scripted = torch.jit.script(model)
+        assert torch.equal(scripted(x), expected) and torch.equal(model(x), expected)
+        assert F.dropout is torch.nn.functional.dropout and F.dropout.__module__ == "torch.nn.functional"
     finally:
         trainguard.unwatch()
 

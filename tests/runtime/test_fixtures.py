@@ -153,3 +153,19 @@ def test_gradients_cleared_in_place_before_the_step_are_not_stale_gradients() ->
     found = run_guarded(FIXTURES / "fire_zero_grad_before_step_keep_tensors.py")
     assert [(f.code, f.step) for f in found] == [("TG114", 1)]
     assert found[0].evidence == {"backward_passes": 1, "steps_in_a_row": 2, "count": 3}
+
+
+@pytest.mark.parametrize("min_loaded, reported", [(0.5, False), (0.9, True)])
+def test_state_dict_not_loaded_reads_its_threshold(min_loaded: float, reported: bool) -> None:
+    # Half the keys match (the head was renamed): at the default share of 0.5 that is a partial
+    # load on purpose; asked for 0.9, it is reported, with the keys that did not match.
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    checkpoint = {key.replace("1.", "head.") if key.startswith("1.") else key: value for key, value in model.state_dict().items()}
+    trainguard.watch(echo=False, thresholds={"state_dict_min_loaded": min_loaded})
+    try:
+        model.load_state_dict(checkpoint, strict=False)
+    finally:
+        found = trainguard.unwatch()
+    assert [(f.code, f.evidence["loaded"], f.evidence["missing"]) for f in found] == ([("TG703", 2, 2)] if reported else [])
+    if reported:
+        assert found[0].evidence["unexpected_examples"] == ["head.weight", "head.bias"]

@@ -117,11 +117,13 @@ class Forward:
 
 @dataclass(frozen=True)
 class LossCall:
-    """A loss function applied: `family` is e.g. "cross_entropy"; `prediction` the values of its input."""
+    """A loss function applied: `family` is e.g. "cross_entropy"; `prediction` the values of its
+    input, `target` those of its target (empty when not given)."""
 
     node: ast.Call
     family: str
     prediction: frozenset
+    target: frozenset = frozenset()
 
 
 @dataclass(frozen=True)

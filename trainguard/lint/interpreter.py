@@ -33,6 +33,7 @@ from trainguard.lint.vocabulary import (
     LOSS_CLASSES,
     LOSS_FUNCTIONS,
     MAP_STYLE_DATASETS,
+    NO_GRAPH_RESULTS,
     PARAMETER_LAYERS,
     SHAPE_METHODS,
     TORCHVISION_MODE_DEPENDENT,
@@ -688,7 +689,8 @@ class Interpreter:
             elif callee.kind in ("model", "layer"):
                 results |= self.forward(node, callee, args)
             elif callee.kind == "loss_fn":
-                results |= self.loss(node, callee.facts["family"], callee.facts.get("reduction"), args)
+                loss_args = [args[0], args[1] if len(args) > 1 else kwargs.get("target", frozenset()), *args[2:]] if args else args
+                results |= self.loss(node, callee.facts["family"], callee.facts.get("reduction"), loss_args)
             else:
                 results |= self.opaque(node, args, kwargs)
         return frozenset(results) or unknown()
@@ -865,9 +867,13 @@ class Interpreter:
     def _torch_function(self, node: ast.Call, function: str, args: list[frozenset], kwargs: dict[str, frozenset]) -> frozenset:
         first = args[0] if args else kwargs.get("input", unknown())
         if function in LOSS_FUNCTIONS:
-            return self.loss(node, LOSS_FUNCTIONS[function], _literal(_keyword(node, "reduction")) or "mean", [first, *args[1:]])
+            target = args[1] if len(args) > 1 else kwargs.get("target", frozenset())
+            return self.loss(node, LOSS_FUNCTIONS[function], _literal(_keyword(node, "reduction")) or "mean", [first, target, *args[2:]])
         if function in ("softmax", "log_softmax", "sigmoid"):
             return frozenset((_tagged(first, function),))
+        if function in NO_GRAPH_RESULTS:
+            made_from = merge_tensors(frozenset().union(*args, *kwargs.values()))
+            return frozenset((Tensor(frozenset(), made_from.origins, False),))
         if function == "log" and tensors(first):
             return frozenset((_tagged(first, "log_softmax") if _must_tag(first, "softmax") else merge_tensors(first),))
         if function in ("load",):
@@ -1099,6 +1105,8 @@ class Interpreter:
             return frozenset((tensor,))
         if method in COMPARISON_METHODS:
             self.score(frozenset((tensor,)).union(*args))
+        if method in NO_GRAPH_RESULTS:
+            return frozenset((Tensor(frozenset(), tensor.origins, False),))
         if method in ("softmax", "log_softmax", "sigmoid"):
             return frozenset((_tagged(frozenset((tensor,)), method),))
         if method == "log" and "softmax" in tensor.tags:
@@ -1148,7 +1156,7 @@ class Interpreter:
         """A loss function applied: a LossCall event and a loss tensor (tagged when mean-reduced)."""
         prediction = args[0] if args else unknown()
         self.score(frozenset().union(*args) if args else frozenset())
-        self.emit("loss_call", ev.LossCall(node, family, prediction))
+        self.emit("loss_call", ev.LossCall(node, family, prediction, args[1] if len(args) > 1 else frozenset()))
         inputs = merge_tensors(frozenset().union(*args)) if args else Tensor()
         tags = frozenset(("mean_loss",)) if reduction == "mean" else frozenset()
         return frozenset((Tensor(tags, inputs.origins, inputs.graph),))

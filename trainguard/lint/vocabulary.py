@@ -51,6 +51,13 @@ SHAPE_METHODS = frozenset(
     "cuda cpu clone type view_as reshape_as narrow".split()
 )
 DETACHING_METHODS = frozenset("item detach detach_ tolist numpy data".split())
+# Torch functions and tensor methods whose result carries no graph (constants shaped like their
+# input, indices, comparisons, integer casts): what a label or mask is made with.
+NO_GRAPH_RESULTS = frozenset(
+    "ones_like zeros_like full_like empty_like rand_like randn_like randint_like new_ones new_zeros new_full "
+    "new_empty new_tensor argmax argmin argsort eq ne gt ge lt le isnan isinf isfinite multinomial one_hot long "
+    "int bool logical_not logical_and logical_or nonzero bucketize".split()
+)
 DETACHING_BUILTINS = frozenset("float int bool str repr len round format".split())
 # Calls that never touch training state although they receive the objects (no invalidation).
 HARMLESS_CALLS = frozenset(

@@ -79,3 +79,8 @@ def _is_library(filename: str) -> bool:
         return True
     # runpy, contextlib, functools...; but not a user's package installed under site-packages.
     return filename.startswith(_STDLIB) and "-packages" not in filename
+
+
+def is_user_file(filename: str) -> bool:
+    """A file of the user's own code: not a library frame, nor any installed package's file."""
+    return not _is_library(filename) and "-packages" not in filename

@@ -64,6 +64,37 @@ class ForwardCall:
     output_storages: tuple[int, ...] = ()
 
 
+@dataclass(slots=True)
+class ModeSet:
+    """`module.train(mode)` ran (also through `eval()`, which calls `train(False)`): the outermost
+    call only, not its recursion into the submodules. Emitted after the call returned."""
+
+    module: torch.nn.Module
+    mode: bool
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleBuilt:
+    """A sub-module was registered on `module` (`self.layer = nn.Linear(...)` in a constructor)
+    while the guard was installed: the guard has seen this module since it was built. Emitted
+    only while a handler listens."""
+
+    module: torch.nn.Module
+
+
+@dataclass(frozen=True, slots=True)
+class DropoutInEval:
+    """A dropout op that drops units (`F.dropout` with p > 0 and training=True, attention with
+    `dropout_p` > 0) ran inside a module in eval mode; seen in the first few eval-mode calls of
+    each model in detailed windows. `module` is the class name of the innermost module."""
+
+    module: str
+    function: str
+    p: float
+    location: Location
+
+
 @dataclass(frozen=True, slots=True)
 class HiddenModuleCall:
     """A module with parameters called inside a root's forward but not registered in it (once per module)."""
@@ -168,6 +199,22 @@ class TorchLoad:
     location: Location
 
 
+@dataclass(frozen=True, slots=True)
+class StateDictLoad:
+    """`module.load_state_dict(state_dict, strict=False)` returned: how many of its keys matched.
+
+    `loaded` keys of the state dict matched the module's; `missing` of the module's keys and
+    `unexpected` of the state dict's did not (a few of each, as examples, in `examples`).
+    """
+
+    module: str
+    loaded: int
+    missing: int
+    unexpected: int
+    examples: dict[str, list[str]]
+    location: Location
+
+
 @dataclass(slots=True)
 class LoaderBatch:
     """A batch drawn from a DataLoader; `location` is where the loader was iterated.
@@ -238,6 +285,9 @@ class Finish:
 EVENTS: dict[str, type] = {
     "forward": ForwardCall,
     "hidden_module": HiddenModuleCall,
+    "mode_set": ModeSet,
+    "module_built": ModuleBuilt,
+    "dropout_in_eval": DropoutInEval,
     "loss": LossCall,
     "backward": BackwardCall,
     "step_start": StepStart,
@@ -246,6 +296,7 @@ EVENTS: dict[str, type] = {
     "clip": ClipCall,
     "scheduler_step": SchedulerStep,
     "torch_load": TorchLoad,
+    "state_dict_load": StateDictLoad,
     "loader_batch": LoaderBatch,
     "loader_iter": LoaderIterated,
     "measured": StepMeasured,
@@ -253,7 +304,7 @@ EVENTS: dict[str, type] = {
     "finish": Finish,
 }
 
-PER_STEP = frozenset({"forward", "loss", "backward", "step_start", "step_end", "gradients_cleared", "clip", "scheduler_step", "loader_batch", "measured"})
+PER_STEP = frozenset({"forward", "mode_set", "loss", "backward", "step_start", "step_end", "gradients_cleared", "clip", "scheduler_step", "loader_batch", "measured"})
 
 HANDLER_PREFIX = "on_"
 

@@ -171,6 +171,10 @@ class GuardSession:
                 self.internal_error(f"{type(handler.__self__).__name__}.on_{name}", error)
                 self._handlers[name] = [h for h in self._handlers[name] if h is not handler]
 
+    def handles(self, name: str) -> bool:
+        """Whether anything subscribes to the event `name` (a probe may then skip observing it)."""
+        return bool(self._handlers[name])
+
     def _emit_traced(self, name: str, event: Any, may_stop: bool = True) -> None:
         """`emit`, then a line on stderr: the event and the handlers that handled it."""
         handlers = self._handlers[name]

@@ -49,6 +49,10 @@ class Thresholds:
     # rows fingerprinted on the first steps (by content): a few duplicate rows that two
     # datasets share by chance stay below it.
     leak_share: float = 0.05
+    # TG703: a load_state_dict(strict=False) is reported when the keys it loaded are under this
+    # fraction of the model's keys (or of the checkpoint's, when the checkpoint is the smaller):
+    # a backbone loaded into a model with a new head misses a few keys, a prefix mismatch all.
+    state_dict_min_loaded: float = 0.5
 
     @classmethod
     def build(cls, values: Mapping[str, Any] | None = None) -> Thresholds:

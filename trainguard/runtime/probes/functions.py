@@ -1,5 +1,6 @@
 """Function probe: the calls PyTorch offers no hook for — loss functions, backward, gradient
-clipping, GradScaler, learning-rate schedulers and `torch.load` — wrapped and restored on exit.
+clipping, GradScaler, learning-rate schedulers, `torch.load` and `load_state_dict(strict=False)`
+(a module's own load hooks would live in the user's object) — wrapped and restored on exit.
 
 Loss modules (nn.CrossEntropyLoss, ...) call the functional losses, so patching
 `torch.nn.functional` covers both spellings.
@@ -24,7 +25,7 @@ from torch.amp.grad_scaler import GradScaler
 from torch.optim import lr_scheduler
 
 from trainguard.runtime.callsite import user_location
-from trainguard.runtime.events import BackwardCall, ClipCall, LossCall, SchedulerStep, TorchLoad
+from trainguard.runtime.events import BackwardCall, ClipCall, LossCall, SchedulerStep, StateDictLoad, TorchLoad
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ LOSS_FUNCTIONS = (
     "huber_loss",
 )
 _RECENT = 16  # loss outputs / scaled losses remembered for matching backward calls
+_KEY_EXAMPLES = 3  # missing / unexpected keys shown in a StateDictLoad
 
 
 class FunctionProbe:
@@ -69,6 +71,7 @@ class FunctionProbe:
         patch(lr_scheduler.LRScheduler, "step", self._wrap_scheduler_step)
         patch(lr_scheduler.ReduceLROnPlateau, "step", self._wrap_scheduler_step)
         patch(torch, "load", self._wrap_load)
+        patch(torch.nn.Module, "load_state_dict", self._wrap_load_state_dict)
 
     def uninstall(self) -> None:
         self._patches.undo()
@@ -288,3 +291,25 @@ class FunctionProbe:
             return original(*args, **kwargs)
 
         return load
+
+    # -- load_state_dict -------------------------------------------------------------------
+    def _wrap_load_state_dict(self, original: Any) -> Any:
+        probe = self
+
+        def load_state_dict(module: torch.nn.Module, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(module, state_dict, *args, **kwargs)
+            strict = kwargs.get("strict", args[0] if args else True)
+            # Only the user's non-strict loads: a strict one raises on any mismatch itself, and
+            # torch's own calls (e.g. swa_utils) are not the user's. Frame 1 is the Patches wrapper.
+            if strict is False and not sys._getframe(2).f_globals.get("__name__", "").startswith("torch."):
+                probe._contained(lambda: probe._state_dict_loaded(module, state_dict, result))
+            return result
+
+        return load_state_dict
+
+    def _state_dict_loaded(self, module: torch.nn.Module, state_dict: Any, result: Any) -> None:
+        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+        loaded = len(state_dict) - len(unexpected)
+        examples = {"missing": missing[:_KEY_EXAMPLES], "unexpected": unexpected[:_KEY_EXAMPLES]}
+        event = StateDictLoad(type(module).__name__, loaded, len(missing), len(unexpected), examples, user_location())
+        self.session.emit("state_dict_load", event)

@@ -11,6 +11,10 @@ module's own forward hooks: those live in the user's object, so `copy.deepcopy`,
 `torch.save` and `torch.jit.script` of a watched model would copy, save or compile the guard with
 it. The class wrapper costs one dictionary look-up per call of a module of that class, and the
 guard's state stays in its own tables, keyed by module id and dropped when the module dies.
+`nn.Module.train` is wrapped (a class attribute, like `__call__`) to report mode changes: there
+is no hook for them, and a user's override of `train()` reaches it through `super().train()`.
+The first few eval-mode calls of each model in detailed windows run under the dropout watch
+(probes/dropout_in_eval.py).
 """
 
 from __future__ import annotations
@@ -28,15 +32,17 @@ from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
-from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ReachFlag
+from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ModeSet, ModuleBuilt, ReachFlag
 from trainguard.runtime.probes import Patches
 from trainguard.runtime.session import WINDOW_EVERY
+from trainguard.runtime.probes.dropout_in_eval import DropoutWatch
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
 
 _MAX_OUTPUTS = 8
 _MAX_INPUTS = 4
+_DROPOUT_WATCHED_CALLS = 3  # eval-mode calls per model run under the dropout watch
 
 
 class RootModule:
@@ -121,12 +127,18 @@ class ModuleProbe:
         self._active = False
         self._compiled_patched = False
         self._in_compiled_call = 0
+        self._train_depth = 0  # nesting of nn.Module.train calls: only the outermost is reported
+        self._dropout_watched: dict[int, int] = {}  # model id -> eval-mode calls watched
+        self._registration_handle: RemovableHandle | None = None
 
     # -- install -------------------------------------------------------------------------
     def install(self) -> None:
         self._active = True
         self._set_global_hooks(True)
         self.session.steady_begins.append(self._steady_begins)
+        self._patches.replace(nn.Module, "train", self._wrap_train)
+        if self.session.handles("module_built"):
+            self._registration_handle = nn.modules.module.register_module_module_registration_hook(self._registered)
         # torch.compile'd modules warn when global module hooks exist; their class is patched
         # when torch._dynamo is loaded (importing it just for this would cost ~1 s).
         if "torch._dynamo.eval_frame" in sys.modules:
@@ -140,6 +152,15 @@ class ModuleProbe:
         self._active = False
         self._patches.undo()
         self._set_global_hooks(False)
+        if self._registration_handle is not None:
+            self._registration_handle.remove()
+            self._registration_handle = None
+
+    def _registered(self, module: nn.Module, name: str, submodule: nn.Module | None) -> None:
+        try:
+            self.session.emit("module_built", ModuleBuilt(module))
+        except Exception as error:
+            self.session.internal_error("module probe", error)
 
     def _set_global_hooks(self, on: bool) -> None:
         if on and not self._global_handles:
@@ -160,6 +181,23 @@ class ModuleProbe:
     def _steady_begins(self) -> None:
         if not self._stack:  # else at the end of the outermost module call (an optimizer step inside a forward)
             self._set_global_hooks(False)
+    def _wrap_train(self, original: Any) -> Any:
+        probe = self
+
+        def train(module: nn.Module, mode: bool = True) -> Any:
+            probe._train_depth += 1
+            try:
+                result = original(module, mode)
+            finally:
+                probe._train_depth -= 1
+            if not probe._train_depth and probe.session.handles("mode_set"):
+                try:
+                    probe.session.emit("mode_set", ModeSet(module, bool(mode), user_location()))
+                except Exception as error:
+                    probe.session.internal_error("module probe", error)
+            return result
+
+        return train
 
     def _wrap_compile(self, original: Any) -> Any:
         probe = self
@@ -299,13 +337,33 @@ class ModuleProbe:
             if self.session.detailed and not self._global_handles and not self._in_compiled_call:
                 self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
         try:
-            output = call(*args, **kwargs)
+            if self._watch_dropout(module):
+                with DropoutWatch(self.session, self._innermost):
+                    output = call(*args, **kwargs)
+            else:
+                output = call(*args, **kwargs)
         except BaseException:
             self._root_depth = max(self._root_depth - 1, 0)
             del self._stack[base:]  # see _drop_stale_calls: a BaseException skips the post-hooks
             raise
         self._root_finished(module, args, output)
         return output
+
+    def _watch_dropout(self, module: nn.Module) -> bool:
+        """Run this call under the dropout watch: one of a model's first eval-mode calls, in a
+        detailed window (the module stack is known), outside compiled calls."""
+        if module.training or self._root_depth != 1 or self._in_compiled_call or not self._global_handles:
+            return False
+        if not self.session.detailed or not self.session.handles("dropout_in_eval"):
+            return False
+        watched = self._dropout_watched.get(id(module), 0)
+        if watched >= _DROPOUT_WATCHED_CALLS:
+            return False
+        self._dropout_watched[id(module)] = watched + 1
+        return True
+
+    def _innermost(self) -> nn.Module | None:
+        return self._stack[-1] if self._stack else None
 
     def _root_finished(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._root_depth = max(self._root_depth - 1, 0)
