@@ -53,7 +53,7 @@ class RootModule:
         self._module = weakref.ref(module)
         self.name = type(module).__name__
         # (training, grad enabled) of its last outermost call; None before the first.
-        self.mode: tuple[bool, bool] | None = None
+        self.call_mode: tuple[bool, bool] | None = None
         self.refresh()
 
     @property
@@ -330,8 +330,8 @@ class ModuleProbe:
         if self._root_depth == 1:
             root = self.roots.get(id(module))
             mode = (module.training, torch.is_grad_enabled())
-            if root is not None and root.mode != mode:
-                root.mode = mode
+            if root is not None and root.call_mode != mode:
+                root.call_mode = mode
                 self.session.phase_changed()
                 self._generation_step = -1  # the model is looked at afresh
             if self.session.detailed and not self._global_handles and not self._in_compiled_call:
@@ -373,8 +373,8 @@ class ModuleProbe:
             root = self.roots.get(id(module))
             if root is None:
                 return
-            if root.mode is None:
-                root.mode = (module.training, torch.is_grad_enabled())  # found by the global pre-hook during this call
+            if root.call_mode is None:
+                root.call_mode = (module.training, torch.is_grad_enabled())  # found by the global pre-hook during this call
             step = self.session.step
             if self._generation_step != step and (self._generation_step < 0 or step % WINDOW_EVERY == 0):
                 # Layers added later are seen at a phase change or a window, not at every
