@@ -253,10 +253,12 @@ class LoaderIterated:
 
 @dataclass(slots=True)
 class StepMeasured:
-    """Numbers read at an optimizer step (before it updates), on the steps the sampler chose.
+    """Numbers read at a detailed optimizer step (before it updates), and the losses of the
+    steady-state steps since the last one (see runtime.measurements), read there or at the end
+    of the run: one event per step, in order.
 
     `loss` is the mean training loss of the step's window; `layer_norms` maps parameter names to
-    gradient norms (None on steps where gradients were not measured).
+    gradient norms (None for a steady-state step's event: its loss was read late, and only it).
     """
 
     step: int

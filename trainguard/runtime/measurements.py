@@ -6,30 +6,26 @@ and on sampled steps the gradient norms per parameter and the learning rate; the
 `((out - y) ** 2).mean()`) takes the values backward() was called on as its training loss. Losses
 computed without grad between two steps form one evaluation, whose mean is the `evaluated` event.
 
-Device reads are the only cost that matters on a GPU (each one waits for the queued work), so the
-losses are summed on their device and read once per step on the CPU, and only on sampled steps
-on an accelerator; gradient norms are read on sampled steps only, every `every` steps, where
-`every` adapts so that measuring costs at most ~0.5 % of the step time.
+Device reads are the only cost that matters on a GPU (each one waits for the queued work), so
+they happen on detailed steps only (session.FULL_STEPS): there the step's losses and the gradient
+norms are read. Between detailed steps the probes hand the training losses to `add_steady`, which
+keeps them on their device; the next detailed step (or the end of the run) reads them in one go
+and emits each such step's `measured` event (loss only, no gradient norms), late but in order.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
-from trainguard.runtime.callsite import Location
+from trainguard.runtime.callsite import UNKNOWN, Location
 from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall, StepMeasured, StepStart
 
 if TYPE_CHECKING:
     from trainguard.runtime.session import GuardSession
-
-MAX_EVERY = 100
-COST_BUDGET = 0.005  # fraction of the step time that measuring may take
-
 
 @dataclass
 class _Sum:
@@ -56,18 +52,67 @@ class _Sum:
         return taken
 
 
+class _SteadyLosses:
+    """Training losses of steady-state steps, kept on their device as detached scalars (a
+    detach and an append: no device work, no read) until a detailed step reads them all at once."""
+
+    LIMIT = 4096  # values kept between two reads at most (windows come every few steps)
+
+    def __init__(self) -> None:
+        self.values: list[torch.Tensor] = []
+        self.steps: list[int] = []
+
+    def add(self, value: torch.Tensor, step: int) -> None:
+        if len(self.values) < self.LIMIT:
+            self.values.append(value.detach())
+            self.steps.append(step)
+
+    def take(self) -> list[tuple[int, float]]:
+        """Per step, in order, the mean of its losses (one read per device and dtype)."""
+        values, steps = self.values, self.steps
+        self.values, self.steps = [], []
+        if not values:
+            return []
+        groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+        for index, value in enumerate(values):
+            groups.setdefault((value.device, value.dtype), []).append(index)
+        numbers = [0.0] * len(values)
+        for (device, _), indices in groups.items():
+            stacked = torch.stack([values[i] for i in indices])
+            read = (stacked.float() if device.type == "mps" else stacked.double()).tolist()
+            for i, number in zip(indices, read):
+                numbers[i] = number
+        per_step: dict[int, list[float]] = {}
+        for step, number in zip(steps, numbers):
+            per_step.setdefault(step, []).append(number)
+        return [(step, sum(losses) / len(losses)) for step, losses in per_step.items()]
+
+
 class Measurements:
     """Session component that turns steps and loss calls into `measured` / `evaluated` events."""
 
     def __init__(self, session: GuardSession) -> None:
         self.session = session
-        self.every = 1
         self._train = _Sum()
         self._backward = _Sum()  # the values backward() was called on, for steps without a loss function
         self._eval = _Sum()
+        self._steady = _SteadyLosses()
+        self._steady_step_had_loss = -1  # the last steady step whose loss a loss function computed
         self._evaluations = 0
-        self._last_step_time: float | None = None
         self._names: dict[int, str] = {}
+        # Where the last detailed step's loss and optimizer step were: the end-of-run read's places.
+        self._places: tuple[Location | None, Location] = (None, UNKNOWN)
+
+    def add_steady(self, value: torch.Tensor, from_loss_function: bool) -> None:
+        """A training loss of a steady-state step (a loss function's output, or the scalar
+        backward() ran on): as on detailed steps, a step's loss-function values are its loss and
+        backward() values count only in steps that called no loss function."""
+        step = self.session.step
+        if from_loss_function:
+            self._steady_step_had_loss = step
+        elif self._steady_step_had_loss == step:
+            return
+        self._steady.add(value, step)
 
     def on_loss(self, event: LossCall) -> None:
         if event.output.dim() != 0:
@@ -87,35 +132,32 @@ class Measurements:
             self._backward.add(event.value, 1, event.location)
 
     def on_step_start(self, event: StepStart) -> None:
+        # Emitted on detailed steps only: each is measured in full.
         self._close_evaluation()
-        now = time.perf_counter()
-        step_time = None if self._last_step_time is None else now - self._last_step_time
-        self._last_step_time = now
         total, count, location = self._train.take()
         from_backward = self._backward.take()
         if total is None:
             total, count, location = from_backward
-        sampled = event.index % self.every == 0 or self.session.detailed
-        loss = None
-        if total is not None and (sampled or not isinstance(total, torch.Tensor)):
-            loss = float(total) / count
-        norms = sizes = None
-        grad_norm = None
-        if sampled:
-            started = time.perf_counter()
-            norms, sizes = self._gradient_norms(event.optimizer)
-            grad_norm = math.sqrt(sum(n * n for n in norms.values())) if norms else None
-            cost = time.perf_counter() - started
-            if step_time:
-                self.every = max(1, min(MAX_EVERY, math.ceil(cost / (COST_BUDGET * step_time))))
+        loss = None if total is None else float(total) / count
+        norms, sizes = self._gradient_norms(event.optimizer)
+        grad_norm = math.sqrt(sum(n * n for n in norms.values())) if norms else None
         lr = event.optimizer.param_groups[0].get("lr")
         lr = float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
-        if loss is None and norms is None:
-            return
+        self.emit_steady()
+        self._places = (location or self._places[0], event.location)
         self.session.emit("measured", StepMeasured(event.index, loss, location, grad_norm, norms, sizes, lr, event.location))
+
+    def emit_steady(self) -> None:
+        """Read the steady-state steps' losses kept since the last read: one `measured` event
+        per step (loss only), late but in order, before the current step's. Under `strict` the
+        optimizer probe calls it before every step's update: stopping needs the value."""
+        loss_location, location = self._places
+        for step, loss in self._steady.take():
+            self.session.emit("measured", StepMeasured(step, loss, loss_location, None, None, None, None, location))
 
     def on_finish(self, event: Finish) -> None:
         self._close_evaluation()
+        self.emit_steady()  # the steps after the last detailed one
 
     def _close_evaluation(self) -> None:
         reduction = self._eval.reduction or "mean"
@@ -141,7 +183,7 @@ class Measurements:
         norms: dict[str, float] = {}
         sizes: dict[str, int] = {}
         for group in by_device.values():
-            values = torch.stack([norm_of(grad) for _, grad in group]).tolist()
+            values = torch.stack(norms_of([grad for _, grad in group])).tolist()
             for (param, _), value in zip(group, values):
                 name = self._names.get(id(param), f"param{len(norms)}")
                 norms[name] = value
@@ -177,6 +219,17 @@ def norm_of(values: torch.Tensor) -> torch.Tensor:
     """The 2-norm of a dense tensor, computed in at least float32 precision."""
     # A complex tensor's norm is real; `.float()` would drop its imaginary part (with a warning).
     return torch.linalg.vector_norm(values if values.is_complex() else values.float())
+
+
+def norms_of(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The 2-norms of dense tensors on one device, as `norm_of` computes them: in one foreach
+    kernel for real floating-point tensors (as clip_grad_norm_ does), else one by one."""
+    if all(t.is_floating_point() for t in tensors):
+        try:
+            return list(torch._foreach_norm(tensors, 2, dtype=torch.float32))
+        except (RuntimeError, TypeError):  # an older PyTorch without the dtype argument
+            pass
+    return [norm_of(t) for t in tensors]
 
 
 def first_nonfinite(named: list[tuple[str, torch.Tensor]]) -> str | None:

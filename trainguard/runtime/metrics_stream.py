@@ -1,5 +1,7 @@
 """The metrics stream: one JSON line per measured optimizer step and per evaluation, and the same
-numbers as TensorBoard scalars when a folder is given and tensorboard is installed."""
+numbers as TensorBoard scalars when a folder is given and tensorboard is installed. Steady-state
+steps (between detailed ones) have their loss only, written when it is read: at the next
+detailed step, so the lines of a few steps arrive together."""
 
 from __future__ import annotations
 
@@ -34,9 +36,10 @@ class MetricsStream:
         self._before: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def on_measured(self, event: StepMeasured) -> None:
-        self._pending = event
         if event.layer_norms is None:
+            self._write_step(event, None)  # a steady-state step's loss, read late: its step is over
             return
+        self._pending = event
         optimizer_params = [p for optimizer in self.session.optimizer_states for group in optimizer.param_groups for p in group["params"]]
         largest = sorted(optimizer_params, key=lambda p: p.numel(), reverse=True)[:UPDATE_RATIO_TENSORS]
         self._before = [(p, p.detach().clone()) for p in largest]
@@ -46,6 +49,9 @@ class MetricsStream:
         if measured is None:
             return
         update_ratio, self._before = self._update_ratio(), []
+        self._write_step(measured, update_ratio)
+
+    def _write_step(self, measured: StepMeasured, update_ratio: float | None) -> None:
         record = {
             "type": "step",
             "step": measured.step,

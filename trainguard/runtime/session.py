@@ -27,12 +27,15 @@ from trainguard.runtime.reporters import Reporter, reporters_for
 from trainguard.runtime.thresholds import Thresholds
 from trainguard.suppression import find_suppressions, is_suppressed, statement_lines
 
-# Every optimizer step is observed in full for the first DETAILED_STEPS steps, then one step
-# window in every DETAILED_EVERY: global module hooks (which put every module call on PyTorch's
-# slow path) are installed only in those windows. Root-module, optimizer, loss and backward
-# observation is always on.
-DETAILED_STEPS = 20
-DETAILED_EVERY = 50
+# The guard observes in tiers (docs/runtime.md, "When each rule looks"). A detailed step is
+# observed in full: events, detectors, global module hooks, measurements (the only steps where
+# the guard reads device values). Detailed are the first FULL_STEPS optimizer steps, one step in
+# every WINDOW_EVERY after them, and any step in which a phase begins (a model called in a new
+# mode, an evaluation, a resume, a new optimizer or data loader). Every other step is the steady
+# state: O(1) Python per call, no module hooks, no host reads; losses are summed on their device
+# and read at the next detailed step.
+FULL_STEPS = 20
+WINDOW_EVERY = 25
 
 DEBUG_VARIABLE = "TRAINGUARD_DEBUG"
 
@@ -97,8 +100,11 @@ class GuardSession:
 
         self.config = config
         self.step = 0
+        self.steps_taken = 0  # optimizer steps of all optimizers
         self.detailed = True
         self.window = Window()
+        # Called when a steady-state step begins: probes take off what only detailed steps need.
+        self.steady_begins: list[Callable[[], None]] = []
         # Shared with the probes that fill them: the models seen, and every optimizer made.
         self.roots: dict[int, Any] = {}
         self.optimizer_states: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -111,8 +117,11 @@ class GuardSession:
         # Components that derive events (measurements) or write them (metrics) come first.
         components: list[Any] = []
         wants_numbers = any(hasattr(d, "on_measured") or hasattr(d, "on_evaluated") for d in self.detectors)
+        # The probes hand it the losses of steady-state steps (summed on the device).
+        self.measurements: Measurements | None = None
         if wants_numbers or config.metrics_path or config.tensorboard_dir:
-            components.append(Measurements(self))
+            self.measurements = Measurements(self)
+            components.append(self.measurements)
         if config.metrics_path or config.tensorboard_dir:
             components.append(MetricsStream(self, config.metrics_path, config.tensorboard_dir))
         self._handlers: dict[str, list[Callable[[Any], None]]] = {name: [] for name in EVENTS}
@@ -180,10 +189,20 @@ class GuardSession:
             sys.stderr.write(f"trainguard[events]: {name} ({type(event).__name__}) -> {', '.join(handled) or 'no handler'}\n")
 
     def step_finished(self, index: int) -> None:
-        """Called by the optimizer probe after every optimizer step."""
+        """Called by the optimizer probe after every optimizer step: decides whether the next
+        step is detailed (see FULL_STEPS)."""
         self.step = max(self.step, index + 1)
+        self.steps_taken += 1
         self.window.reset()
-        self.detailed = self.step < DETAILED_STEPS or self.step % DETAILED_EVERY == 0
+        self.detailed = self.step < FULL_STEPS or self.step % WINDOW_EVERY == 0
+        if not self.detailed:
+            for leave in self.steady_begins:
+                leave()
+
+    def phase_changed(self) -> None:
+        """A phase begins (a model called in a new mode, a resume, a new optimizer or loader):
+        the rest of the current step is observed in full."""
+        self.detailed = True
 
     # -- findings --------------------------------------------------------------------------
     def report(

@@ -40,8 +40,9 @@ class NonFiniteInputs(Detector):
     code = "TG503"
 
     def on_measured(self, event: StepMeasured) -> None:
-        # Inputs are read when the loss went non-finite (the likely cause) and in detailed windows.
-        if not (self.session.detailed or (event.loss is not None and not math.isfinite(event.loss))):
+        # Inputs are read when the loss went non-finite (the likely cause) and in detailed steps;
+        # a steady-state step's loss (no norms: read late) has no inputs left to read.
+        if event.layer_norms is None or not (self.session.detailed or (event.loss is not None and not math.isfinite(event.loss))):
             return
         for call in self.session.window.forwards:
             for ref in call.inputs:

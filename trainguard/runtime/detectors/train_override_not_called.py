@@ -58,7 +58,8 @@ class TrainOverrideNotCalled(Detector):
         self._built: dict[int, weakref.ref[nn.Module]] = {}
 
     def on_module_built(self, event: ModuleBuilt) -> None:
-        self._built[id(event.module)] = weakref.ref(event.module)
+        module = event.module
+        self._built[id(module)] = weakref.ref(module)
 
     def _was_built_here(self, model: nn.Module) -> bool:
         ref = self._built.get(id(model))

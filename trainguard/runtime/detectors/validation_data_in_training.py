@@ -9,7 +9,7 @@ Two ways of knowing which samples a loader reads:
   dataset, show as validation indices that are training indices too. Judged exactly at the first
   evaluation batch.
 - by content, for loaders over unrelated datasets (copies, files read twice): the rows of the
-  training batches of the first `DETAILED_STEPS` steps are fingerprinted, and so are the rows of
+  training batches of the first `FULL_STEPS` steps are fingerprinted, and so are the rows of
   the first evaluation pass of each evaluation loader; judged when that pass ends.
 
 What stays silent: an evaluation on the training loader itself, or on a loader over the very
@@ -48,7 +48,7 @@ from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, Finish, ForwardCall, LoaderBatch, StepStart
 from trainguard.runtime.fingerprints import row_fingerprints
 from trainguard.runtime.loader_roles import LoaderRoles, Role
-from trainguard.runtime.session import DETAILED_STEPS
+from trainguard.runtime.session import FULL_STEPS
 
 # Index sets above this size are not built (memory and time of a one-off set intersection).
 MAX_INDEXED_SAMPLES = 2_000_000
@@ -161,7 +161,7 @@ class ValidationDataInTraining(Detector):
             if self._evaluating:
                 self._new_training_phase(loader)
             self._training.add(loader)
-            if self.session.step < DETAILED_STEPS and len(self._train_rows) < MAX_TRAIN_ROWS:
+            if self.session.step < FULL_STEPS and len(self._train_rows) < MAX_TRAIN_ROWS:
                 self._hash_training(batch)
             return
         self._evaluating = True
@@ -242,7 +242,7 @@ class ValidationDataInTraining(Detector):
         for loader, (rows, location) in passes.items():
             self._judged.add(loader)
             if len(self._train_rows) < MIN_TRAIN_ROWS:
-                if self.session.step < DETAILED_STEPS:
+                if self.session.step < FULL_STEPS:
                     self._judged.discard(loader)  # evaluated early: judged at its next pass
                 continue
             if self._rows_distinct < MIN_DISTINCT_SHARE * self._rows_hashed:

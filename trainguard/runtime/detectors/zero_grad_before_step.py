@@ -24,6 +24,7 @@ class ZeroGradBeforeStep(Detector):
         self._pending: dict[int, GradientsCleared] = {}
         # Per optimizer state: consecutive steps that applied cleared gradients.
         self._in_a_row: dict[int, int] = {}
+        self._last_index: dict[int, int] = {}  # the last observed step that found its gradients cleared
 
     def on_gradients_cleared(self, event: GradientsCleared) -> None:
         if event.backward_passes and event.whole_optimizer:
@@ -44,7 +45,10 @@ class ZeroGradBeforeStep(Detector):
         if location is None:
             self._in_a_row[key] = 0
             return
-        self._in_a_row[key] = self._in_a_row.get(key, 0) + 1
+        # In a row means consecutive steps of this optimizer, not two detailed steps far apart.
+        previous = self._in_a_row.get(key, 0) if self._last_index.get(key) == event.index - 1 else 0
+        self._last_index[key] = event.index
+        self._in_a_row[key] = previous + 1
         if self._in_a_row[key] < STEPS_IN_A_ROW:
             return
         passes = cleared.backward_passes if cleared is not None else event.state.accumulations

@@ -5,6 +5,10 @@ The indices are taken where the iterator asks its sampler for them (`_next_index
 processes are sent indices ahead of the batches they return (prefetching), so the probe keeps
 them in a queue per iterator; with `in_order=True` (the default) batches come back in the order
 their indices were sent, so the queue's head belongs to the batch being returned.
+
+Batches are counted and `loader_batch` is emitted always (O(1) per batch, next to what drawing a
+batch costs): rules count a pass's batches with it. A loader's first pass begins a phase,
+observed in full.
 """
 
 from __future__ import annotations
@@ -99,6 +103,8 @@ class DataProbe:
 
     def _pass_started(self, loader: DataLoader, iterator: Any) -> None:
         previous = self._last_pass.get(loader)
+        if previous is None:
+            self.session.phase_changed()
         started = self._last_pass[loader] = self._passes[iterator] = _Pass(weakref.ref(loader), user_location())
         self.session.emit("loader_iter", LoaderIterated(loader, started.location, None if previous is None else previous.batches))
 

@@ -4,6 +4,10 @@ clipping, GradScaler, learning-rate schedulers, `torch.load` and `load_state_dic
 
 Loss modules (nn.CrossEntropyLoss, ...) call the functional losses, so patching
 `torch.nn.functional` covers both spellings.
+
+Outside detailed steps (session.FULL_STEPS) a training loss or backward call only hands its
+scalar to the measurements, which sum it on the device; clipping and scheduler steps pass
+through. A loss computed without grad is an evaluation: a new phase, observed in full.
 """
 
 from __future__ import annotations
@@ -92,18 +96,35 @@ class FunctionProbe:
 
             def loss(input: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
                 output = original(input, target, *args, **kwargs)
-                arguments = {**dict(zip(names, args)), **kwargs} if args else kwargs
-                probe._contained(lambda: probe._loss_called(name, input, target, output, arguments))
+                if probe.session.detailed or not torch.is_grad_enabled():
+                    arguments = {**dict(zip(names, args)), **kwargs} if args else kwargs
+                    probe._contained(lambda: probe._loss_called(name, input, target, output, arguments))
+                else:
+                    probe._contained(lambda: probe._steady_loss(output, True))
                 return output
 
             return loss
 
         return make
 
+    def _steady_loss(self, output: Any, from_loss_function: bool) -> None:
+        """A training loss outside detailed steps: summed on its device by the measurements."""
+        measurements = self.session.measurements
+        if (
+            measurements is not None
+            and isinstance(output, torch.Tensor)
+            and output.grad_fn is not None
+            and output.dim() == 0
+            and output.is_floating_point()
+        ):
+            measurements.add_steady(output, from_loss_function)
+
     def _loss_called(self, name: str, input: Any, target: Any, output: Any, arguments: dict[str, Any]) -> None:
         """`arguments`: the call's arguments after (input, target), positional ones by name."""
         if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):
             return
+        if not torch.is_grad_enabled():
+            self.session.phase_changed()  # an evaluation
         reduction = arguments.get("reduction", "mean")
         if output.grad_fn is not None:
             self._losses.append((weakref.ref(output), name, reduction))
@@ -119,7 +140,13 @@ class FunctionProbe:
         probe = self
 
         def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-            probe._contained(lambda: probe._backward_called(tensors, args, kwargs))
+            try:
+                if probe.session.detailed:
+                    probe._backward_called(tensors, args, kwargs)
+                elif isinstance(tensors, torch.Tensor):
+                    probe._steady_loss(probe._unscaled(tensors)[0], False)
+            except Exception as error:
+                probe.session.internal_error("function probe", error)
             return original(tensors, *args, **kwargs)
 
         return backward
@@ -133,11 +160,7 @@ class FunctionProbe:
             tensor = tensors[0]
         via_scaler = False
         if tensor is not None:
-            for scaled_ref, loss_ref in reversed(self._scaled):  # most recent first
-                if scaled_ref() is tensor:
-                    tensor, via_scaler = loss_ref(), True
-                    self.scaled_backward = True
-                    break
+            tensor, via_scaler = self._unscaled(tensor)
         raw_loss = None
         if tensor is not None:
             for loss_ref, name, reduction in reversed(self._losses):
@@ -149,6 +172,14 @@ class FunctionProbe:
         call = BackwardCall(retain_graph, raw_loss, via_scaler, user_location(), value)
         self.session.window.backwards.append(call)
         self.session.emit("backward", call)
+
+    def _unscaled(self, tensor: torch.Tensor) -> tuple[Any, bool]:
+        """The loss that GradScaler.scale() made `tensor` from, and True; else `tensor`, False."""
+        for scaled_ref, loss_ref in reversed(self._scaled):  # most recent first
+            if scaled_ref() is tensor:
+                self.scaled_backward = True
+                return loss_ref(), True
+        return tensor, False
 
     # -- GradScaler ------------------------------------------------------------------------
     def _wrap_scale(self, original: Any) -> Any:
@@ -210,8 +241,9 @@ class FunctionProbe:
                 result = original(*args, **kwargs)
                 norm = result if isinstance(result, torch.Tensor) else None
                 grads_scaled = probe.scaled_backward and not probe.unscaled
-                limit = args[1] if len(args) > 1 else kwargs.get("max_norm", kwargs.get("clip_value"))
-                probe._contained(lambda: probe._clipped(function, parameters, limit, norm, grads_scaled))
+                if probe.session.detailed:
+                    limit = args[1] if len(args) > 1 else kwargs.get("max_norm", kwargs.get("clip_value"))
+                    probe._contained(lambda: probe._clipped(function, parameters, limit, norm, grads_scaled))
                 return result
 
             return clip
@@ -231,7 +263,8 @@ class FunctionProbe:
 
         def step(scheduler: Any, *args: Any, **kwargs: Any) -> Any:
             # The constructor's own initial step (`_step_count == 0`) is not the user's call.
-            if getattr(scheduler, "_step_count", 1) != 0 or isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+            user_call = getattr(scheduler, "_step_count", 1) != 0 or isinstance(scheduler, lr_scheduler.ReduceLROnPlateau)
+            if user_call and probe.session.detailed:
                 probe._contained(lambda: probe._scheduler_stepped(scheduler))
             return original(scheduler, *args, **kwargs)
 
@@ -263,6 +296,7 @@ class FunctionProbe:
             # torch's own calls (dist.all_gather_object unpickles what the ranks sent) are not the user's.
             # Frame 1 is the Patches wrapper around this function; frame 2 called torch.load.
             if not sys._getframe(2).f_globals.get("__name__", "").startswith("torch."):
+                probe.session.phase_changed()  # a resume, usually: its first step is observed in full
                 probe._contained(lambda: probe.session.emit("torch_load", TorchLoad(weights_only, user_location())))
             return original(*args, **kwargs)
 

@@ -1,9 +1,12 @@
 """Module probe: finds the root modules (the models) and reports their forward calls.
 
-Global module hooks are installed only in detailed windows (they put every module call on
+Global module hooks are installed only in detailed steps (they put every module call on
 PyTorch's slow path); there they discover roots and spot trainable modules that run inside a
-root's forward without being registered in it. A root's calls are reported always, one
-`ForwardCall` per outermost root call, by wrapping `__call__` of the root's class, not with the
+root's forward without being registered in it. A root's calls are seen always, by wrapping
+`__call__` of the root's class: outside detailed steps a call only compares the root's mode
+(training, grad enabled) with its last call's, and a change begins a phase observed in full; in
+detailed steps each outermost root call is reported as a `ForwardCall`. The wrapper is used,
+not the
 module's own forward hooks: those live in the user's object, so `copy.deepcopy`, `pickle`,
 `torch.save` and `torch.jit.script` of a watched model would copy, save or compile the guard with
 it. The class wrapper costs one dictionary look-up per call of a module of that class, and the
@@ -32,6 +35,7 @@ from torch.utils.hooks import RemovableHandle
 from trainguard.runtime.callsite import user_location
 from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ModeSet, ModuleBuilt, ReachFlag
 from trainguard.runtime.probes import Patches
+from trainguard.runtime.session import WINDOW_EVERY
 from trainguard.runtime.probes.dropout_in_eval import DropoutWatch
 
 if TYPE_CHECKING:
@@ -50,6 +54,8 @@ class RootModule:
     def __init__(self, module: nn.Module) -> None:
         self._module = weakref.ref(module)
         self.name = type(module).__name__
+        # (training, grad enabled) of its last outermost call; None before the first.
+        self.call_mode: tuple[bool, bool] | None = None
         self.refresh()
 
     @property
@@ -137,6 +143,7 @@ class ModuleProbe:
     def install(self) -> None:
         self._active = True
         self._set_global_hooks(True)
+        self.session.steady_begins.append(self._steady_begins)
         self._patches.replace(nn.Module, "train", self._wrap_train)
         if self.session.handles("module_built"):
             self._registration_handle = nn.modules.module.register_module_module_registration_hook(self._registered)
@@ -179,6 +186,9 @@ class ModuleProbe:
                 self._unwatched_call, self._unwatched_kwargs = None, {}
                 self._root_depth = max(self._root_depth - 1, 0)
 
+    def _steady_begins(self) -> None:
+        if not self._stack:  # else at the end of the outermost module call (an optimizer step inside a forward)
+            self._set_global_hooks(False)
     def _wrap_train(self, original: Any) -> Any:
         probe = self
 
@@ -262,7 +272,7 @@ class ModuleProbe:
         self._patches.set(cls, "__call__", __call__)
         self._class_wrappers.add(__call__)
 
-    # -- global hooks (detailed windows) -------------------------------------------------
+    # -- global hooks (detailed steps) ---------------------------------------------------
     def _global_pre(self, module: nn.Module, args: Any) -> None:
         if is_compiling():
             return
@@ -327,8 +337,15 @@ class ModuleProbe:
             self._drop_stale_calls()
         self._root_depth += 1
         base = len(self._stack)
-        if self.session.detailed and not self._global_handles and self._root_depth == 1 and not self._in_compiled_call:
-            self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
+        if self._root_depth == 1:
+            root = self.roots.get(id(module))
+            mode = (module.training, torch.is_grad_enabled())
+            if root is not None and root.call_mode != mode:
+                root.call_mode = mode
+                self.session.phase_changed()
+                self._generation_step = -1  # the model is looked at afresh
+            if self.session.detailed and not self._global_handles and not self._in_compiled_call:
+                self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
         try:
             if self._watch_dropout(module):
                 with DropoutWatch(self.session, self._innermost):
@@ -360,14 +377,19 @@ class ModuleProbe:
 
     def _root_finished(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         self._root_depth = max(self._root_depth - 1, 0)
-        if self._root_depth:
-            return  # a root called inside another root's forward
+        if self._root_depth or not self.session.detailed:
+            return  # a root called inside another root's forward, or a steady-state step
         try:
             root = self.roots.get(id(module))
             if root is None:
                 return
-            if self.session.detailed and self._generation_step != self.session.step:
-                self._generation_step = self.session.step
+            if root.call_mode is None:
+                root.call_mode = (module.training, torch.is_grad_enabled())  # found by the global pre-hook during this call
+            step = self.session.step
+            if self._generation_step != step and (self._generation_step < 0 or step % WINDOW_EVERY == 0):
+                # Layers added later are seen at a phase change or a window, not at every
+                # detailed step: walking a large model's modules costs.
+                self._generation_step = step
                 root.refresh()
             grad_enabled = torch.is_grad_enabled()
             outputs = _tensors(output) if grad_enabled else []

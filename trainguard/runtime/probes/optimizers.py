@@ -108,6 +108,7 @@ class OptimizerProbe:
             state = self.states[optimizer] = OptimizerState()
             state.refresh_params(optimizer)
             self._choose_sample(optimizer, state, with_grad=False)
+            self.session.phase_changed()  # a new optimizer: its first step is observed in full
         return state
 
     def _wrap_init(self, original: Any) -> Any:
@@ -159,6 +160,8 @@ class OptimizerProbe:
             if after is grad and (grad is None or grad._version == version):
                 continue
             state.cleared_since_accumulation = True
+            if not self.session.detailed:
+                continue  # a steady-state step: the flag is kept (the next window's chain needs it), no event
             whole = None
             if state.accumulations:
                 # Rare (the TG114 bug): worth a walk over the parameters.
@@ -175,8 +178,10 @@ class OptimizerProbe:
         try:
             state = self.state(optimizer)
             state.attempts += 1
-            if self.session.detailed:
-                state.refresh_params(optimizer)
+            if not self.session.detailed:
+                self._steady_step()
+                return None
+            state.refresh_params(optimizer)
             state.pending_start = StepStart(optimizer, state, state.steps, user_location())
             state.step_location = state.pending_start.location
             deferred = self._start_after_closure(optimizer, state, args, kwargs)
@@ -186,6 +191,13 @@ class OptimizerProbe:
         if deferred is None:
             self._start(optimizer, state)
         return deferred
+
+    def _steady_step(self) -> None:
+        """A steady-state step is counted, not observed; under `strict` its loss is read before
+        the update (a GuardStop raised here stops the run before NaN reaches the weights)."""
+        measurements = self.session.measurements
+        if self.session.config.strict and measurements is not None:
+            measurements.emit_steady()
 
     def _start_after_closure(self, optimizer: Optimizer, state: OptimizerState, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """For `step(closure)`: the same arguments with the closure wrapped, so that the step is
@@ -225,13 +237,16 @@ class OptimizerProbe:
             self._start(optimizer, state)  # a closure the optimizer never called
             index = state.steps
             state.steps += 1
-            sample = state.sample() if state.sample is not None else None
-            # Cleared after its last backward (TG114): the next window starts from clean gradients.
-            state.remember(None if sample is None or state.cleared_since_accumulation else sample.grad)
             state.accumulations = 0
             state.cleared = None
             self.session.emit("step_end", StepEnd(optimizer, state, index, state.step_location))
             self.session.step_finished(index)
+            if self.session.detailed:
+                # The next step is observed: its first accumulation is compared with this gradient,
+                # unless a zero_grad cleared it after its last backward (TG114): then the next
+                # window starts from clean gradients.
+                sample = state.sample() if state.sample is not None else None
+                state.remember(None if sample is None or state.cleared_since_accumulation else sample.grad)
         except Exception as error:
             self.session.internal_error("optimizer probe", error)
 
