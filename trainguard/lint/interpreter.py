@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any, Callable, Iterable
 
 from trainguard.lint import events as ev
@@ -104,7 +104,7 @@ class Interpreter:
         self.rules = list(rules)
         self.handlers: dict[str, list[Callable]] = defaultdict(list)
         for rule in self.rules:
-            for event in _handled_events(type(rule)):
+            for event in _handled_events(rule.__class__):
                 self.handlers[event].append(getattr(rule, f"on_{event}"))
         self.budget = budget
         self.state = State()
@@ -277,7 +277,7 @@ class Interpreter:
             if self.state is None:
                 self.state = start
                 self.block(node.finalbody)
-                self.state = None  # type: ignore[assignment]
+                self.state = None
             else:
                 self.block(node.finalbody)
 
@@ -1157,7 +1157,7 @@ def _params_in(values: Iterable[Any]) -> Params | None:
     return Params(frozenset(sources)) if found else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _handled_events(rule_class: type) -> tuple[str, ...]:
     """The events a rule class subscribes to: its `on_<event>` methods."""
     return tuple(name[3:] for name in dir(rule_class) if name.startswith("on_"))

@@ -25,6 +25,8 @@ from trainguard.runtime.callsite import Location
 from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall, StepMeasured, StepStart
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # (typing's own from Python 3.13)
+
     from trainguard.runtime.session import GuardSession
 
 MAX_EVERY = 100
@@ -141,8 +143,8 @@ class Measurements:
         norms: dict[str, float] = {}
         sizes: dict[str, int] = {}
         for group in by_device.values():
-            values = torch.stack([norm_of(grad) for _, grad in group]).tolist()
-            for (param, _), value in zip(group, values):
+            group_norms = torch.stack([norm_of(grad) for _, grad in group]).tolist()
+            for (param, _), value in zip(group, group_norms):
                 name = self._names.get(id(param), f"param{len(norms)}")
                 norms[name] = value
                 sizes[name] = param.numel()
@@ -188,6 +190,6 @@ def first_nonfinite(named: list[tuple[str, torch.Tensor]]) -> str | None:
     return None
 
 
-def finite(value: float | None) -> bool:
+def finite(value: float | None) -> TypeIs[float]:
     return value is not None and math.isfinite(value)
 

@@ -14,13 +14,14 @@ import sys
 import traceback
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from types import MethodType
+from typing import Any, Iterable, Mapping
 
 from trainguard.catalogue import RuleSelection
 from trainguard.findings import Finding, Severity
 from trainguard.runtime.api import GuardStop
 from trainguard.runtime.callsite import Location, source_path
-from trainguard.runtime.events import EVENTS, BackwardCall, ForwardCall, Finish, subscriptions
+from trainguard.runtime.events import EVENTS, BackwardCall, Finish, ForwardCall, subscriptions
 from trainguard.runtime.measurements import Measurements
 from trainguard.runtime.metrics_stream import MetricsStream
 from trainguard.runtime.reporters import Reporter, reporters_for
@@ -115,7 +116,7 @@ class GuardSession:
             components.append(Measurements(self))
         if config.metrics_path or config.tensorboard_dir:
             components.append(MetricsStream(self, config.metrics_path, config.tensorboard_dir))
-        self._handlers: dict[str, list[Callable[[Any], None]]] = {name: [] for name in EVENTS}
+        self._handlers: dict[str, list[MethodType]] = {name: [] for name in EVENTS}
         for subscriber in components + self.detectors:
             for name, handler in subscriptions(subscriber).items():
                 self._handlers[name].append(handler)

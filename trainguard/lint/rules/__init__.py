@@ -46,6 +46,12 @@ class LintRule:
         self.reporter.report(code, node, message, evidence or {}, severity)
 
 
+def line_of(node: ast.AST | None) -> int:
+    """The line of a node the interpreter keeps as a plain `ast.AST` (a loop around an event, where
+    a Thing was made), for messages and evidence; 0 when it has none."""
+    return int(getattr(node, "lineno", 0))
+
+
 def load_rules() -> list[type[LintRule]]:
     """Every LintRule subclass defined in this package's modules, ordered by first code."""
     return sorted(subclasses_in(__name__, __path__, LintRule, "codes"), key=lambda cls: cls.codes[0])

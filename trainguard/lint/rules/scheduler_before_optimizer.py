@@ -43,7 +43,7 @@ class SchedulerBeforeOptimizer(LintRule):
 
     codes = ("TG110",)
 
-    def __init__(self, reporter) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, reporter) -> None:
         super().__init__(reporter)
         self.early_steps: list[tuple[ev.SchedulerStep, Thing]] = []
         self.optimizer_handed_on = False  # to code the linter cannot see, in a loop: it may train with it

@@ -9,7 +9,7 @@ from trainguard.runtime.events import ClipCall
 class ClipBeforeUnscale(Detector):
     code = "TG104"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session) -> None:
         super().__init__(session)
         self._measured: set[tuple] = set()
 

@@ -36,7 +36,7 @@ def checksums(params: list[torch.Tensor]) -> list[int]:
 class DdpDesync(Detector):
     code = "TG801"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session) -> None:
         super().__init__(session)
         self._every = session.config.thresholds.desync_every
         self._timeout = timedelta(seconds=session.config.thresholds.desync_timeout)

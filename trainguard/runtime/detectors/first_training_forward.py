@@ -13,7 +13,7 @@ class FirstTrainingForward(Detector):
     """Base of the rules that look at a model once, at its first training forward (no `code`:
     not a rule itself)."""
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session) -> None:
         super().__init__(session)
         self._seen: set[int] = set()
 

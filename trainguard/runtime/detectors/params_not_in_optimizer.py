@@ -9,7 +9,7 @@ from trainguard.runtime.events import StepStart
 class ParamsNotInOptimizer(Detector):
     code = "TG105"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session) -> None:
         super().__init__(session)
         self._checked: set[int] = set()
 

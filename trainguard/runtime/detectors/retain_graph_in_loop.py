@@ -9,7 +9,7 @@ from trainguard.runtime.events import StepStart
 class RetainGraphInLoop(Detector):
     code = "TG111"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session) -> None:
         super().__init__(session)
         self._previous_retained = False
 

@@ -15,7 +15,7 @@ from trainguard.runtime.events import LoaderIterated
 class SamplerEpochNotSet(Detector):
     code = "TG502"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session) -> None:
         super().__init__(session)
         self._epochs: weakref.WeakKeyDictionary[DistributedSampler, int] = weakref.WeakKeyDictionary()
 

@@ -12,7 +12,7 @@ from trainguard.runtime.events import StepMeasured
 class VanishingGradients(Detector):
     code = "TG109"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session) -> None:
         super().__init__(session)
         limits = session.config.thresholds
         self._rms, self._patience = limits.vanishing_rms, limits.vanishing_patience

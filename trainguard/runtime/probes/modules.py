@@ -15,13 +15,13 @@ from __future__ import annotations
 import functools
 import sys
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
-from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
@@ -29,6 +29,8 @@ from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ReachFlag
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
+    from torch.autograd.graph import Node
+
     from trainguard.runtime.session import GuardSession
 
 _MAX_OUTPUTS = 8
@@ -208,8 +210,9 @@ class ModuleProbe:
             # The inherited `__call__` is looked up at each call, never kept: torch.fx, for one,
             # replaces nn.Module.__call__ while it traces.
             if is_compiling() or not probe._active or id(module) not in probe.roots:
-                return own(module, *args, **kwargs) if own is not None else super(cls, module).__call__(*args, **kwargs)
-            call = functools.partial(own, module) if own is not None else super(cls, module).__call__
+                # mypy takes a class held in a variable for an instance: super(cls, ...) is fine here.
+                return own(module, *args, **kwargs) if own is not None else super(cls, module).__call__(*args, **kwargs)  # type: ignore[arg-type]
+            call = functools.partial(own, module) if own is not None else super(cls, module).__call__  # type: ignore[arg-type]
             return probe._root_call(module, call, args, kwargs)
 
         self._patches.set(cls, "__call__", __call__)
@@ -285,7 +288,7 @@ class ModuleProbe:
             if outputs:
                 reach = ReachFlag()
                 for tensor in outputs:
-                    tensor.grad_fn.register_prehook(reach)
+                    cast("Node", tensor.grad_fn).register_prehook(reach)  # _tensors keeps tensors with a graph
             call = ForwardCall(
                 root=root,
                 training=module.training,

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.compiler import is_compiling
 from torch.nn.parameter import is_lazy
 from torch.optim import Optimizer
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
-from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import UNKNOWN, Location, user_location
@@ -197,7 +197,7 @@ class OptimizerProbe:
         def accumulated(param: torch.Tensor) -> None:
             try:
                 grad = param.grad
-                unbroken = state.grad_seen is not None and state.grad_seen() is grad and grad._version == state.grad_version + 1
+                unbroken = state.grad_seen is not None and state.grad_seen() is grad and grad is not None and grad._version == state.grad_version + 1
                 state.cleared = bool(state.cleared) or not unbroken
                 state.remember(grad)
                 state.accumulations += 1
