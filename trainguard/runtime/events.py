@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     import torch
     from torch.optim import Optimizer
 
-    from trainguard.runtime.probes.modules import RootModule
-    from trainguard.runtime.probes.optimizers import OptimizerState
+    from trainguard.runtime.state import OptimizerState, RootModule
 
 
 class ReachFlag:

@@ -27,7 +27,7 @@ from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall,
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # (typing's own from Python 3.13)
 
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import DetectorContext, ObserverContext
 
 MAX_EVERY = 100
 COST_BUDGET = 0.005  # fraction of the step time that measuring may take
@@ -61,7 +61,7 @@ class _Sum:
 class Measurements:
     """Session component that turns steps and loss calls into `measured` / `evaluated` events."""
 
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: ObserverContext) -> None:
         self.session = session
         self.every = 1
         self._train = _Sum()
@@ -151,7 +151,7 @@ class Measurements:
         return norms, sizes
 
 
-def parameter_names(session: GuardSession) -> dict[int, str]:
+def parameter_names(session: DetectorContext) -> dict[int, str]:
     """Parameter id -> name, from the models the guard has seen."""
     names: dict[int, str] = {}
     for root in list(session.roots.values()):

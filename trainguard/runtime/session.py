@@ -2,6 +2,10 @@
 findings, reporters subscribe to the findings, and the session keeps the findings, contains the
 guard's own faults and undoes it all.
 
+This module is the composition root: it alone builds the probes, detectors, components and
+reporters, and hands each the session typed as the narrow context it needs (runtime.context);
+nothing else of the runtime imports it but the in-code face (runtime.api) and the bootstrap.
+
 `TRAINGUARD_DEBUG=events` traces to stderr every event emitted and the handlers that handled it;
 the choice is made when the session is built, so a session without it pays nothing.
 """
@@ -13,19 +17,27 @@ import os
 import sys
 import traceback
 import weakref
-from dataclasses import dataclass, field
 from types import MethodType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from trainguard.catalogue import RuleSelection
+from torch.optim import Optimizer
+
 from trainguard.findings import Finding, Severity
-from trainguard.runtime.api import GuardStop
 from trainguard.runtime.callsite import Location, source_path
-from trainguard.runtime.events import EVENTS, BackwardCall, Finish, ForwardCall, subscriptions
+from trainguard.runtime.config import GuardConfig
+from trainguard.runtime.context import ObserverContext, Window
+from trainguard.runtime.detectors import load_detectors
+from trainguard.runtime.events import EVENTS, Finish, subscriptions
 from trainguard.runtime.measurements import Measurements
 from trainguard.runtime.metrics_stream import MetricsStream
-from trainguard.runtime.reporters import Reporter, reporters_for
-from trainguard.runtime.thresholds import Thresholds
+from trainguard.runtime.probes import Probe
+from trainguard.runtime.probes.data import DataProbe
+from trainguard.runtime.probes.functions import FunctionProbe
+from trainguard.runtime.probes.modules import ModuleProbe
+from trainguard.runtime.probes.optimizers import OptimizerProbe
+from trainguard.runtime.probes.warning_origin import WarningOrigin
+from trainguard.runtime.reporters import GuardStop, Reporter, reporters_for
+from trainguard.runtime.state import OptimizerState, RootModule
 from trainguard.suppression import find_suppressions, is_suppressed, statement_lines
 
 # Every optimizer step is observed in full for the first DETAILED_STEPS steps, then one step
@@ -43,66 +55,22 @@ def debug_topics() -> set[str]:
     return {topic.strip() for topic in os.environ.get(DEBUG_VARIABLE, "").split(",") if topic.strip()}
 
 
-@dataclass(frozen=True)
-class GuardConfig:
-    selection: RuleSelection
-    strict: bool = False
-    echo: bool = True
-    rank: int | None = None
-    # `trainguard run` passes a JSON-lines file (reporters.FindingsStream).
-    stream_path: str | None = None
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    metrics_path: str | None = None
-    tensorboard_dir: str | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        select: str | Iterable[str] | None = None,
-        ignore: str | Iterable[str] | None = None,
-        strict: bool = False,
-        echo: bool = True,
-        rank: int | None = None,
-        stream_path: str | None = None,
-        thresholds: Mapping[str, Any] | None = None,
-        metrics_path: str | None = None,
-        tensorboard_dir: str | None = None,
-    ) -> GuardConfig:
-        return cls(
-            RuleSelection.build(select, ignore), strict, echo, rank, stream_path,
-            Thresholds.build(thresholds), metrics_path, tensorboard_dir,
-        )
-
-
-@dataclass
-class Window:
-    """What happened since the last optimizer step (of any optimizer)."""
-
-    batches: int = 0
-    forwards: list[ForwardCall] = field(default_factory=list)
-    backwards: list[BackwardCall] = field(default_factory=list)
-
-    def reset(self) -> None:
-        self.batches = 0
-        self.forwards.clear()
-        self.backwards.clear()
+def make_probes(session: ObserverContext) -> list[Probe]:
+    """The probes, in the order they are installed."""
+    return [WarningOrigin(session), OptimizerProbe(session), ModuleProbe(session), FunctionProbe(session), DataProbe(session)]
 
 
 class GuardSession:
     """Installs probes and detectors, dispatches events, collects findings."""
 
     def __init__(self, config: GuardConfig) -> None:
-        from trainguard.runtime.detectors import load_detectors
-        from trainguard.runtime.probes import make_probes
-
         self.config = config
         self.step = 0
         self.detailed = True
         self.window = Window()
         # Shared with the probes that fill them: the models seen, and every optimizer made.
-        self.roots: dict[int, Any] = {}
-        self.optimizer_states: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self.roots: dict[int, RootModule] = {}
+        self.optimizer_states: weakref.WeakKeyDictionary[Optimizer, OptimizerState] = weakref.WeakKeyDictionary()
         self._findings: dict[tuple, Finding] = {}
         # Per source file: line -> codes silenced there, and line -> its statement's lines.
         self._suppressions: dict[str, tuple[dict[int, set[str]], dict[int, tuple[int, int]]]] = {}

@@ -87,7 +87,7 @@ def start() -> None:
     import json
 
     from trainguard.runtime.api import GuardStop, install, unwatch
-    from trainguard.runtime.session import GuardConfig
+    from trainguard.runtime.config import GuardConfig
 
     rank = int(os.environ["RANK"]) if os.environ.get(LAUNCHER) == "torchrun" else None
     session_dir = os.environ[SESSION_DIR]

@@ -11,6 +11,7 @@ from collections import deque
 import torch
 
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ClipCall, StepMeasured, StepStart
 from trainguard.runtime.measurements import finite
@@ -58,7 +59,7 @@ def loss_jumped(loss: float | None, before: float | None) -> bool:
 class ExplodingGradients(Detector):
     code = "TG108"
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._limits = session.config.thresholds
         self._histories: dict[Location, _NormHistory] = {}

@@ -14,6 +14,7 @@ import weakref
 from typing import Any
 
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ForwardCall, LossCall, StepStart
 
@@ -36,7 +37,7 @@ class _GraphAlive:
 class GraphRetained(Detector):
     code = "TG204"
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._graphs: list[tuple[weakref.ref, int, Location, str]] = []
         self._done = False

@@ -12,6 +12,7 @@ from typing import cast
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ForwardCall, StepStart
 
@@ -21,7 +22,7 @@ _MAX_PENDING = 512
 class _ForwardJudge(Detector):
     """Collects graph-building forwards and judges each once it must have been backpropagated."""
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._pending: list[tuple[ForwardCall, list[str]]] = []
 
@@ -58,7 +59,7 @@ class _ForwardJudge(Detector):
 class EvalModeMissing(_ForwardJudge):
     code = "TG201"
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._recalibrating: set[int] = set()  # ids of roots re-estimating BatchNorm statistics, until the next step
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import StepStart
 
@@ -13,7 +14,7 @@ JUDGED_AT_STEP = 2  # a parameter without a gradient at each of the first 3 step
 class ParamsWithoutGrad(Detector):
     code = "TG106"
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._candidates: dict[int, dict[int, weakref.ref]] = {}
 

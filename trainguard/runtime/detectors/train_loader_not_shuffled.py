@@ -7,6 +7,7 @@ from typing import Sized, cast
 from torch.utils.data import BatchSampler, IterableDataset, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import LoaderBatch, StepStart
 
@@ -14,7 +15,7 @@ from trainguard.runtime.events import LoaderBatch, StepStart
 class TrainLoaderNotShuffled(Detector):
     code = "TG501"
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._last: LoaderBatch | None = None
         self._judged: set[int] = set()

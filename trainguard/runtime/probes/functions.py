@@ -24,7 +24,7 @@ from trainguard.runtime.events import BackwardCall, ClipCall, LossCall, Schedule
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import ObserverContext
 
 LOSS_FUNCTIONS = (
     "cross_entropy",
@@ -40,7 +40,7 @@ _RECENT = 16  # loss outputs / scaled losses remembered for matching backward ca
 
 
 class FunctionProbe:
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: ObserverContext) -> None:
         self.session = session
         self._patches = Patches()
         self._losses: deque[tuple[weakref.ref, str, str]] = deque(maxlen=_RECENT)

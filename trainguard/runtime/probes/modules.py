@@ -20,65 +20,20 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 import torch
 from torch import nn
 from torch.compiler import is_compiling
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.dropout import _DropoutNd
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
 from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ReachFlag
 from trainguard.runtime.probes import Patches
+from trainguard.runtime.state import RootModule
 
 if TYPE_CHECKING:
     from torch.autograd.graph import Node
 
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import ObserverContext
 
 _MAX_OUTPUTS = 8
 _MAX_INPUTS = 4
-
-
-class RootModule:
-    """What the guard knows about one model: its layers that behave differently in train/eval
-    mode, its registered modules, and its parameters."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self._module = weakref.ref(module)
-        self.name = type(module).__name__
-        self.refresh()
-
-    @property
-    def module(self) -> nn.Module | None:
-        return self._module()
-
-    def refresh(self) -> None:
-        module = self._module()
-        if module is None:
-            return
-        self.registered = {id(m) for m in module.modules()}
-        self.mode_dependent = [
-            (name, m)
-            for name, m in module.named_modules()
-            if (isinstance(m, _DropoutNd) and m.p > 0) or isinstance(m, _BatchNorm)
-        ]
-        self.param_ids = {id(p) for p in module.parameters()}
-
-    def active_mode_dependent(self) -> list[str]:
-        """Dropout/BatchNorm layers currently in train mode."""
-        return [_describe(self.name, name, m) for name, m in self.mode_dependent if m.training]
-
-    def batchnorms_training(self) -> list[str]:
-        return [_describe(self.name, name, m) for name, m in self.mode_dependent if isinstance(m, _BatchNorm) and m.training]
-
-    def mode_dependent_names(self) -> list[str]:
-        return [_describe(self.name, name, m) for name, m in self.mode_dependent]
-
-    def named_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        module = self._module()
-        return [] if module is None else list(module.named_parameters())
-
-
-def _describe(root_name: str, name: str, module: nn.Module) -> str:
-    return f"{name or root_name} ({type(module).__name__})"
 
 
 def _tensors(output: Any) -> list[torch.Tensor]:
@@ -102,7 +57,7 @@ def fp16_autocast_enabled() -> bool:
 
 
 class ModuleProbe:
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: ObserverContext) -> None:
         self.session = session
         self.roots: dict[int, RootModule] = session.roots
         self._global_handles: list[RemovableHandle] = []

@@ -22,7 +22,7 @@ from torch.compiler import is_compiling
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import ObserverContext
 
 # Every wrapper the guard puts around a user's call is defined in this package.
 WRAPPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
@@ -31,7 +31,7 @@ WRAPPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
 class WarningOrigin:
     """Installs the `warnings.warn` that skips the wrappers' frames, and restores the original."""
 
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: ObserverContext) -> None:
         self._patches = Patches()
 
     def install(self) -> None:
