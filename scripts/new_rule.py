@@ -93,6 +93,9 @@ class {class_name}(LintRule):
     """{code}: TODO say at which event it decides, and from what."""
 
     codes = ("{code}",)
+    # TODO the words a function must use for this rule to report in its trace (LintRule.triggers);
+    # None (the default) analyses every function on its own: correct, but slow on large files.
+    triggers = None
 
     def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
         # Subscribe to the interpreter's events (trainguard.lint.events) and call

@@ -28,3 +28,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each group keeps its order
+
+
+@pytest.fixture(autouse=True)
+def _no_guard_left_behind():
+    """Fail the test that leaves a guard installed or PyTorch's global module hooks behind: the
+    next test in the same worker would inherit its stale state (a leaked session once made a later,
+    correct Lightning run report modules of an earlier test's model as unregistered)."""
+    yield
+    import sys
+
+    if "trainguard.runtime.session" not in sys.modules:
+        return
+    from torch.nn.modules import module
+
+    from trainguard.runtime.api import active_session, unwatch
+
+    leaked_session = active_session() is not None
+    leaked_hooks = len(module._global_forward_pre_hooks) + len(module._global_forward_hooks)
+    unwatch()
+    module._global_forward_pre_hooks.clear()
+    module._global_forward_hooks.clear()
+    assert not leaked_session, "the test left a trainguard session installed"
+    assert not leaked_hooks, f"the test left {leaked_hooks} global module hooks installed"

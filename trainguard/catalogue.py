@@ -129,6 +129,31 @@ RULES: tuple[Rule, ...] = (
         seen_when="two consecutive steps whose every backward retained the graph",
     ),
     Rule(
+        "TG113", "clip-after-step", W, "both",
+        summary="gradient clipping after `optimizer.step()` (the step already used the unclipped gradients)",
+        fix="call clip_grad_norm_/clip_grad_value_ after backward() and before optimizer.step() (after scaler.unscale_(optimizer) when a GradScaler is used)",
+        seen_when="a clip after an optimizer step, before the next backward()",
+    ),
+    Rule(
+        "TG114", "zero-grad-before-step", E, "both",
+        summary="gradients cleared between `backward()` and `optimizer.step()` (the step applies nothing)",
+        fix="clear gradients before backward() or right after optimizer.step(), never between backward() and optimizer.step()",
+        seen_when="the first optimizer step after a zero_grad() that followed its last backward()",
+    ),
+    Rule(
+        "TG115", "scheduler-stepped-per-batch", E, "both",
+        summary="an epoch-scale LR schedule stepped every batch (the learning rate collapses within the first epoch)",
+        fix="step a schedule sized in epochs once per epoch, after the batch loop, or size it in steps to step it every batch (such as T_max=epochs * len(loader))",
+        seen_when="a scheduler step in the second epoch, after the schedule ran out within the first half of the first",
+    ),
+    Rule(
+        "TG116", "weight-decay-on-norm-and-bias", W, "both",
+        summary="weight decay applied to normalization weights and biases",
+        fix="put normalization weights and biases in a param group with weight_decay=0 (for instance decay only parameters with p.dim() >= 2)",
+        seen_when="the first optimizer step: a param group with weight decay holding normalization weights or biases",
+        thresholds=("norm_decay_warning",),
+    ),
+    Rule(
         "TG201", "eval-mode-missing", E, "both",
         summary="evaluation forward passes with Dropout/BatchNorm still in train mode",
         fix="call model.eval() before evaluation (and model.train() before training resumes)",

@@ -98,6 +98,26 @@ def _patchable() -> dict[str, object]:
     }
 
 
+
+@pytest.mark.parametrize(
+    "name",
+    ["fire_zero_grad_before_step_keep_tensors", "fire_zero_grad_before_step_model_zero_grad", "fire_clip_after_step_norm_after_update"],
+)
+def test_wrapped_zero_grad_and_clip_leave_weights_bitwise_identical(name: str) -> None:
+    # zero_grad is wrapped to see what it cleared, and a clip's parameters (a generator here) are
+    # read into a list before the clip: the same tensors, the same updates.
+    script = LBFGS_FIXTURE.parent / f"{name}.py"
+    weights = []
+    for guarded in (False, True):
+        torch.manual_seed(0)
+        with trainguard.watch(echo=False) if guarded else nullcontext() as handle:
+            model = runpy.run_path(str(script), run_name="__main__")["model"]
+            assert handle is None or handle.findings
+        weights.append({key: value.clone() for key, value in model.state_dict().items()})
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+
 def test_uninstall_restores_every_patch_and_hook() -> None:
     from torch.nn.modules import module as module_hooks
     from torch.optim import optimizer as optimizer_hooks
@@ -145,6 +165,58 @@ def test_users_own_exception_passes_through_unchanged() -> None:
         else:
             raised = None
     assert isinstance(raised, IndexError)
+
+
+class _Interrupt(BaseException):
+    """Like KeyboardInterrupt: PyTorch runs no forward post-hook for it."""
+
+
+class _Interruptible(nn.Module):
+    def __init__(self, hidden_layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+        self.head = nn.Linear(16, 3)
+        self.hidden_layers = hidden_layers  # a plain list: not registered (TG301) when not empty
+        self.interrupt = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        if self.interrupt:
+            self.interrupt = False
+            raise _Interrupt
+        for layer in self.hidden_layers:
+            h = layer(h)
+        return self.head(h)
+
+
+def _train_through_interrupts(hidden_layers: list[nn.Module]) -> list[str]:
+    """Forwards cut short by a BaseException the script catches (in the model's very first call
+    and later), then training goes on; the codes of the findings."""
+    torch.manual_seed(0)
+    model, other = _Interruptible(hidden_layers), nn.Sequential(nn.Linear(8, 3))
+    optimizer = torch.optim.SGD([*model.parameters(), *other.parameters()], lr=0.1)
+    with trainguard.watch(echo=False) as handle:
+        for step in range(25):
+            x, y = torch.randn(4, 8), torch.randint(0, 3, (4,))
+            if step in (0, 12):
+                model.interrupt = True
+                with pytest.raises(_Interrupt):
+                    model(x)
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y) + F.cross_entropy(other(x), y)
+            loss.backward()
+            optimizer.step()
+        return [f.code for f in handle.findings]
+
+
+def test_a_forward_cut_short_by_a_base_exception_leaves_no_false_finding() -> None:
+    # The calls it cut short once stayed on the probe's stack: the second model's layers were
+    # then reported as unregistered modules of the first.
+    assert _train_through_interrupts([]) == []
+
+
+def test_a_forward_cut_short_by_a_base_exception_still_lets_a_real_bug_show() -> None:
+    assert _train_through_interrupts([nn.Linear(16, 16)]) == ["TG301"]
 
 
 def test_strict_stops_at_the_first_error_finding() -> None:

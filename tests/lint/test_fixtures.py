@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 
 from trainguard.catalogue import RULES, get_rule
-from trainguard.lint.engine import lint_source
+from trainguard.lint.config import LintConfig
+from trainguard.lint.engine import lint_paths, lint_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIRE = sorted((FIXTURES / "fire").glob("*.py"))
 SILENT = sorted((FIXTURES / "silent").glob("*.py"))
+# Projects of several files (a training script importing its model module): one folder each.
+FIRE_PROJECTS = sorted(path for path in (FIXTURES / "fire").iterdir() if path.is_dir() and not path.name.startswith("_"))
+SILENT_PROJECTS = sorted(path for path in (FIXTURES / "silent").iterdir() if path.is_dir() and not path.name.startswith("_"))
 EXPECT = re.compile(r"#\s*expect:\s*([A-Z0-9, ]+)")
 
 
@@ -46,6 +50,33 @@ def test_correct_fixture_stays_silent(path: Path) -> None:
     assert findings(path) == set()
 
 
+def project_findings(folder: Path) -> set[tuple[str, str, int]]:
+    """(file name, code, line) of linting the folder as the command line does (files beside each other)."""
+    result = lint_paths([folder], LintConfig(root=folder))
+    assert not result.errors, result.errors
+    assert all(finding.fix == get_rule(finding.code).fix for finding in result.findings)
+    return {(Path(finding.path).name, finding.code, finding.line) for finding in result.findings}
+
+
+@pytest.mark.parametrize("folder", FIRE_PROJECTS, ids=[p.name for p in FIRE_PROJECTS])
+def test_fire_project_reports_exactly_its_expected_findings(folder: Path) -> None:
+    wanted = {(path.name, code, line) for path in sorted(folder.glob("*.py")) for code, line in expected(path)}
+    assert wanted, f"{folder.name} has no `# expect:` comment"
+    assert project_findings(folder) == wanted
+
+
+@pytest.mark.parametrize("folder", SILENT_PROJECTS, ids=[p.name for p in SILENT_PROJECTS])
+def test_correct_project_stays_silent(folder: Path) -> None:
+    assert project_findings(folder) == set()
+
+
+def test_a_project_file_linted_alone_still_sees_its_sibling_module() -> None:
+    """`trainguard lint train.py` (the model module not named) follows `from model import GPT` too."""
+    train = FIXTURES / "fire" / "tg101_project_model_in_sibling" / "train.py"
+    assert {(f.code, f.line) for f in lint_source(train.read_text("utf-8"), str(train)).findings} == expected(train)
+    assert lint_source(train.read_text("utf-8"), "train.py").findings == []  # not on disk: no sibling, nothing known
+
+
 def test_every_static_rule_has_a_fixture_that_fires() -> None:
     covered = {code for path in FIRE for code, _ in expected(path)}
     assert {rule.code for rule in RULES if rule.lints} - covered == set()
@@ -66,6 +97,25 @@ def test_lowered_severity_for_redundant_log_softmax_and_partial_optimizer() -> N
         for f in lint_source((FIXTURES / "fire" / name).read_text(), name).findings
     }
     assert severities == {("TG302", 9): "error", ("TG302", 13): "info", ("TG105", 6): "warning"}
+
+
+def test_unscored_train_mode_evaluation_is_an_info_and_a_scored_one_an_error() -> None:
+    name = "tg201_gan_sample_unscored.py"
+    severities = {(f.code, f.line): f.severity.value for f in lint_source((FIXTURES / "fire" / name).read_text(), name).findings}
+    assert severities == {("TG201", 25): "info", ("TG201", 28): "error"}
+
+
+def test_self_forward_inside_the_module_is_an_info_and_model_forward_a_warning() -> None:
+    severities = {
+        (f.path, f.line): f.severity.value
+        for name in ("tg205_forward_called.py", "tg205_self_forward_in_guidance_helper.py")
+        for f in lint_source((FIXTURES / "fire" / name).read_text(), name).findings
+    }
+    assert severities == {
+        ("tg205_forward_called.py", 15): "info",
+        ("tg205_forward_called.py", 20): "warning",
+        ("tg205_self_forward_in_guidance_helper.py", 18): "info",
+    }
 
 
 SUPPRESSED = """\

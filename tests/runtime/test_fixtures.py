@@ -144,3 +144,12 @@ def test_stale_gradients_evidence_when_the_optimizers_first_parameter_gets_no_gr
     )
     stale = [f for f in run_guarded(script) if f.code == "TG101"]
     assert [(f.line, f.step, f.evidence["backward_passes"]) for f in stale] == [(7, 1, 6)]
+
+
+def test_gradients_cleared_in_place_before_the_step_are_not_stale_gradients() -> None:
+    # zero_grad(set_to_none=False) between backward and step keeps the same .grad tensors, so
+    # the next backward looks like an accumulation onto the last step's gradients: it is TG114,
+    # and TG101 must not report it too.
+    found = run_guarded(FIXTURES / "fire_zero_grad_before_step_keep_tensors.py")
+    assert [(f.code, f.step) for f in found] == [("TG114", 1)]
+    assert found[0].evidence == {"backward_passes": 1, "steps_in_a_row": 2, "count": 3}

@@ -53,6 +53,10 @@ def analyze(script: Script, reporter: Reporter, rule_classes: Iterable[type[Lint
         entries += [(item, node.name) for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
     methods = {id(function) for function, _ in entries}
     entries += [(node, None) for node in script.all_functions if id(node) not in methods]
+    triggers = [cls.trace_triggers(script) for cls in classes]
+    if None not in triggers:  # skip the functions in which no enabled rule could report
+        relevant = script.relevant_functions(frozenset(group for groups in triggers for group in groups))  # type: ignore[union-attr]
+        entries = [(function, owner) for function, owner in entries if function is None or id(function) in relevant]
     for function, class_name in entries:
         if budget <= 0:
             return
@@ -84,7 +88,9 @@ def lint_source(
         result.errors.append(parsed)
         return result
     enabled = RuleSelection.build(select, ignore).codes
-    findings = _lint_parsed(parsed.source, parsed.tree, path, enabled, budget or LintConfig().analysis_budget)
+    on_disk = Path(path)
+    folder = on_disk.parent if path != "<string>" and on_disk.is_file() else None  # its project-local imports
+    findings = _lint_parsed(parsed.source, parsed.tree, path, enabled, budget or LintConfig().analysis_budget, folder=folder)
     result.findings, result.analysed = findings or [], int(findings is not None)
     return result
 
@@ -95,15 +101,16 @@ def _rule_classes() -> tuple[type[LintRule], ...]:
 
 
 def _lint_parsed(
-    source: str, tree: ast.Module, path: str, enabled: frozenset[str], budget: int, analyse_all: bool = False
+    source: str, tree: ast.Module, path: str, enabled: frozenset[str], budget: int, analyse_all: bool = False, folder: Path | None = None
 ) -> list[Finding] | None:
     """The file's findings, or None when it holds no training code and was not analysed (unless `analyse_all`)."""
     if not analyse_all and "torch" not in source and not (".backward(" in source and ".step(" in source):
         return None
-    script = Script(path, source, tree)
+    script = Script(path, source, tree, folder)
     if not analyse_all and not any(name.split(".")[0] in ECOSYSTEM for name in script.imports.names.values()) and ".backward(" not in source:
         return None
     reporter = Reporter(path, enabled, find_suppressions(source))
+    reporter.is_foreign = script.is_foreign
     analyze(script, reporter, _rule_classes(), budget)
     return reporter.findings
 
@@ -123,7 +130,7 @@ def lint_paths(paths: Iterable[Path], config: LintConfig, analyse_all: bool = Fa
             continue
         enabled = selection - _per_file_ignored(path, config)
         try:
-            findings = _lint_parsed(parsed.source, parsed.tree, shown, enabled, config.analysis_budget, analyse_all)
+            findings = _lint_parsed(parsed.source, parsed.tree, shown, enabled, config.analysis_budget, analyse_all, path.parent)
         except Exception as error:  # a bug of ours must not hide the other files' results
             result.errors.append(ParseFailure(shown, f"internal error in trainguard lint ({type(error).__name__}: {error}); please report it"))
             continue

@@ -90,10 +90,12 @@ class ScalerUpdate:
 
 @dataclass(frozen=True)
 class ClipGrad:
-    """`torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`."""
+    """`torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`; `sources` are the clipped parameters'
+    `(module thing, attribute path)` sources, None when not known."""
 
     node: ast.Call
     qualname: str
+    sources: frozenset | None = None
 
 
 @dataclass(frozen=True)

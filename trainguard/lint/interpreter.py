@@ -1,7 +1,9 @@
 """An abstract interpreter for training scripts: runs the code paths of one file without running them.
 
 It walks statements in program order, follows calls into the file's own functions and the
-methods of its classes (a trainer's `fit` calling `_train_step`), binds aliases
+methods of its classes (a trainer's `fit` calling `_train_step`; `self.model(x)`; `super()`;
+classmethods), and into the definitions it imports from a module beside it (`from model import
+GPT`, see `Script`), binds aliases
 (`opt = optimizer`), treats both branches of an `if` as possible and runs each loop body twice
 (the second pass starts where the first ended: what a training loop's next step sees). It
 recognizes the operations of a training program and tells the rules about them as events
@@ -13,6 +15,7 @@ about those objects unknown: rules then stay silent.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cache
@@ -20,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from trainguard.lint import events as ev
 from trainguard.lint.names import source_text
-from trainguard.lint.script import FunctionNode, Script
+from trainguard.lint.script import FunctionNode, Script, walk
 from trainguard.lint.values import TOP, Params, State, Tensor, Thing, merge_tensors, tensors, things, unknown
 from trainguard.lint.vocabulary import (
     DETACHING_BUILTINS,
@@ -58,9 +61,22 @@ AUTOCAST_CONTEXTS = {
     "torch.cpu.amp.autocast": "bfloat16",
 }
 DTYPES = {"torch.float16": "float16", "torch.half": "float16", "torch.bfloat16": "bfloat16", "torch.float32": None, "torch.float": None}
+# A call whose name says it measures predictions (`accuracy(out, y)`, `metric.update(...)`, `f1_score`).
+METRIC_NAME = re.compile(r"accura|metric|score|precision|recall|\bf1|_f1|auroc|\bauc|\biou|psnr|ssim|bleu|perplexity", re.IGNORECASE)
+COMPARISON_METHODS = {"eq", "ne", "lt", "le", "gt", "ge", "equal", "isclose", "allclose"}
 CLIP_FUNCTIONS = {"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"}
 RETURNS_RECEIVER = {"to", "cuda", "cpu", "train", "eval", "half", "float", "double", "bfloat16", "requires_grad_", "share_memory", "type"}
-MODEL_READ_ONLY = {"parameters", "named_parameters", "state_dict", "modules", "children", "named_modules", "named_children", "buffers", "named_buffers", "get_submodule", "extra_repr", "num_parameters", "load_state_dict", "register_buffer", "register_forward_hook", "register_forward_pre_hook"}
+MODEL_READ_ONLY = {"parameters", "named_parameters", "state_dict", "modules", "children", "named_modules", "named_children", "buffers", "named_buffers", "get_submodule", "extra_repr", "num_parameters", "load_state_dict", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "apply"}
+# torch.distributed APIs that return (or shard in place) the module they receive: its parameters, modes and gradients.
+MODULE_WRAPPERS = frozenset(("parallelize_module", "fully_shard", "FullyShardedDataParallel", "FSDP", "checkpoint_wrapper", "replicate"))
+# torch containers: `self.transformer.wte(x)` on an nn.ModuleDict calls a child, it does nothing to the container.
+CONTAINERS = frozenset(("ModuleDict", "ModuleList", "Sequential"))
+
+
+_UNKNOWN = unknown()
+# Handlers by node type, filled on first use (a dict lookup instead of a formatted getattr per node).
+_STATEMENTS: dict[type, Callable] = {}
+_EXPRESSIONS: dict[type, Callable] = {}
 
 
 class BudgetExceeded(Exception):
@@ -119,7 +135,10 @@ class Interpreter:
         # Objects handed to code we cannot see: any later unseen call may use them again.
         self.escaped: set[Thing] = set()
         self.escaped_origins: set[ast.AST] = set()  # forward calls whose outputs unseen code received
+        # Forward calls whose outputs were scored: compared (==, .eq), given to a loss or to a metric.
+        self.scored_origins: set[ast.AST] = set()
         self.loop_assignments: dict[int, dict[str, int]] = {}
+        self.loop_frames: dict[int, int] = {}  # loop node -> the frame it runs in
         self.log: list[Logged] = []
 
     # ---- events -------------------------------------------------------------------------------
@@ -159,13 +178,15 @@ class Interpreter:
 
     def statement(self, node: ast.stmt) -> None:
         """Run one statement: its `stmt_<Type>` handler, or just the expressions in it."""
-        method = getattr(self, f"stmt_{type(node).__name__}", None)
-        if method is not None:
-            method(node)
-        else:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.expr):
-                    self.eval(child)
+        method = _STATEMENTS.get(type(node))
+        if method is None:
+            method = _STATEMENTS[type(node)] = getattr(type(self), f"stmt_{type(node).__name__}", None) or Interpreter._generic_statement
+        method(self, node)
+
+    def _generic_statement(self, node: ast.stmt) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                self.eval(child)
 
     def stmt_Expr(self, node: ast.Expr) -> None:
         self.eval(node.value)
@@ -316,6 +337,7 @@ class Interpreter:
     def loop(self, node: ast.For | ast.AsyncFor | ast.While, start_iteration: Callable[[], Any], iterated: frozenset) -> None:
         """Two passes over the body (the second from where the first ended); loops are assumed to run."""
         self.emit("loop_start", ev.LoopStart(node, iterated))
+        self.loop_frames[id(node)] = self.frames[-1].ident
         self.loops.append(node)
         self.controls.append(node)
         exits = LoopExits()
@@ -396,10 +418,13 @@ class Interpreter:
     def eval(self, node: ast.expr | None) -> frozenset:
         """The possible values of an expression, emitting the events of the calls in it."""
         if node is None or self.state is None:
-            return unknown()
-        method = getattr(self, f"expr_{type(node).__name__}", None)
-        if method is not None:
-            return method(node)
+            return _UNKNOWN
+        method = _EXPRESSIONS.get(type(node))
+        if method is None:
+            method = _EXPRESSIONS[type(node)] = getattr(type(self), f"expr_{type(node).__name__}", None) or Interpreter._generic_expression
+        return method(self, node)
+
+    def _generic_expression(self, node: ast.expr) -> frozenset:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 self.eval(child)
@@ -408,7 +433,25 @@ class Interpreter:
         return unknown()
 
     def expr_Constant(self, node: ast.Constant) -> frozenset:
-        return unknown()
+        return _UNKNOWN
+
+    def expr_BoolOp(self, node: ast.BoolOp) -> frozenset:
+        for value in node.values:
+            self.eval(value)
+        return _UNKNOWN
+
+    def expr_JoinedStr(self, node: ast.JoinedStr) -> frozenset:
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                self.eval(value.value)
+                self.eval(value.format_spec)
+        return _UNKNOWN
+
+    def expr_Slice(self, node: ast.Slice) -> frozenset:
+        self.eval(node.lower)
+        self.eval(node.upper)
+        self.eval(node.step)
+        return _UNKNOWN
 
     def expr_Name(self, node: ast.Name) -> frozenset:
         return self.lookup(node.id)
@@ -440,7 +483,9 @@ class Interpreter:
     def expr_Attribute(self, node: ast.Attribute) -> frozenset:
         qualname = self.script.imports.qualname(node)
         if qualname is not None:
-            return unknown()
+            if qualname in DTYPES:  # a dtype held in a variable still names its precision
+                return frozenset((Thing("dtype", qualname, node, facts={"dtype": DTYPES[qualname]}),))
+            return _UNKNOWN
         owners = self.eval(node.value)
         result: set = set()
         for owner in owners:
@@ -450,6 +495,8 @@ class Interpreter:
                     result |= self.state.vars[key]
                 elif owner.kind == "loader" and node.attr == "sampler" and owner.facts.get("sampler"):
                     result |= owner.facts["sampler"]
+                elif owner.kind == "model" and node.attr == "module":
+                    result.add(owner)  # `model.module` of a DDP-wrapped model: the wrapper is the model here
                 else:
                     result |= self._guess((owner, node.attr), node.attr)
             elif isinstance(owner, Tensor):
@@ -471,6 +518,17 @@ class Interpreter:
             return frozenset(lists) if lists else unknown()
         merged = merge_tensors(values)
         return frozenset((merged,))
+
+    def expr_Compare(self, node: ast.Compare) -> frozenset:
+        """`pred == y`, `a < b`: what a metric does with a model's output (the result is a new value)."""
+        for operand in (node.left, *node.comparators):
+            self.score(self.eval(operand))
+        return unknown()
+
+    def score(self, values: frozenset) -> None:
+        """The forward outputs in `values` are scored (an evaluation measures them)."""
+        for tensor in tensors(values):
+            self.scored_origins |= tensor.origins
 
     def expr_UnaryOp(self, node: ast.UnaryOp) -> frozenset:
         values = self.eval(node.operand)
@@ -565,16 +623,35 @@ class Interpreter:
                 self.eval(keyword.value)
         if self.state is None:
             return unknown()
+        if METRIC_NAME.search(_dotted_name(func)):
+            self.score(frozenset().union(*args, *kwargs.values()) if (args or kwargs) else frozenset())
         if qualname is not None:
             self.emit("call", ev.Call(node, qualname))
             return self.api_call(node, qualname, args, kwargs)
         if isinstance(func, ast.Attribute):
             receivers = self.eval(func.value)
             return self.method_call(node, receivers, func.attr, args, kwargs)
+        if isinstance(func, ast.Name) and func.id == "super" and "super" not in self.script.functions:
+            return self._super(node, args)
         callees = self.eval(func)
         if isinstance(func, ast.Name) and func.id in HARMLESS_CALLS and not things(callees, "function") and not things(callees, "class"):
             return self.builtin_call(func.id, args)
         return self.call_values(node, callees, args, kwargs)
+
+    def _super(self, node: ast.Call, args: list[frozenset]) -> frozenset:
+        """`super().__init__()` / `super(Net, self).__init__()`: a proxy of the instance that looks
+        methods up from the class's first base (not an escape of `self` to unseen code)."""
+        frame = self.frames[-1]
+        if node.args:
+            class_name = node.args[0].id if isinstance(node.args[0], ast.Name) else None
+            instances = things(args[1]) if len(args) > 1 else []
+            instance = instances[0] if len(instances) == 1 and len(args[1]) == 1 else None
+        else:
+            class_name = self.script.method_owner.get(id(frame.function)) if frame.function is not None else None
+            instance = frame.self_thing
+        if class_name is None or instance is None:
+            return _UNKNOWN
+        return frozenset((Thing("super", class_name, node, facts={"instance": instance}),))
 
     def builtin_call(self, name: str, args: list[frozenset]) -> frozenset:
         """A builtin that only reshapes its arguments (`list`, `enumerate`, `tqdm`, `sum`, `float`, ...)."""
@@ -731,13 +808,13 @@ class Interpreter:
             self.state.set(GRAD, (grad,))  # as a statement it switches; as a context it is restored
             return frozenset((Thing("context", qualname, node, facts={"grad": grad}),))
         if qualname in AUTOCAST_CONTEXTS:
-            return frozenset((Thing("context", qualname, node, facts={"autocast": self._autocast_dtype(node, qualname)}),))
+            return frozenset((Thing("context", qualname, node, facts={"autocast": self._autocast_dtype(node, qualname, kwargs.get("dtype"))}),))
         if qualname.endswith("utils.data.DataLoader") or qualname == "torch.utils.data.dataloader.DataLoader":
             return self._create(
                 node,
                 "loader",
                 qualname,
-                shuffle=_constant(node, "shuffle", False),
+                shuffle=self._loader_option(node, "shuffle", False),
                 sampler=kwargs.get("sampler") or kwargs.get("batch_sampler"),
                 dataset=kwargs.get("dataset", first),
             )
@@ -747,6 +824,8 @@ class Interpreter:
             return self._create(node, "dataset", qualname, map_style=True)
         if qualname in ("torch.compile", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel", "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.data_parallel.DataParallel") or qualname.endswith("DistributedDataParallel"):
             return first
+        if qualname.startswith("torch.distributed.") and qualname.rsplit(".", 1)[-1] in MODULE_WRAPPERS:
+            return kwargs.get("module", first)  # the same parameters, wrapped in place or around
         if qualname in ("itertools.chain",):
             params = _params_in(frozenset().union(*args) if args else frozenset())
             return frozenset((params,)) if params else unknown()
@@ -761,7 +840,8 @@ class Interpreter:
             return frozenset((thing,))
         last = qualname.rsplit(".", 1)[-1]
         if last in CLIP_FUNCTIONS and "torch.nn.utils" in qualname:
-            self.emit("clip_grad", ev.ClipGrad(node, qualname))
+            params = _params_in(args[0] if args else kwargs.get("parameters", unknown()))
+            self.emit("clip_grad", ev.ClipGrad(node, qualname, params.sources if params else None))
             return unknown()
         if qualname == "torch.autograd.backward":
             self.emit("backward", ev.Backward(node, first, _constant(node, "retain_graph", False)))
@@ -817,7 +897,25 @@ class Interpreter:
         self.emit("created", ev.Created(node, thing))
         return thing
 
-    def _autocast_dtype(self, node: ast.Call, qualname: str) -> Any:
+    def _loader_option(self, node: ast.Call, name: str, default: Any) -> Any:
+        """A literal keyword of a call, also through `**options` of dicts whose keys are all known
+        (`DataLoader(ds, **train_kwargs)`); None when it cannot be told."""
+        value = _keyword(node, name)
+        if value is not None:
+            return value.value if isinstance(value, ast.Constant) else None
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                values = self.eval(keyword.value) if isinstance(keyword.value, (ast.Name, ast.Attribute)) else _UNKNOWN
+                dicts = things(values, "dict")
+                if not dicts or len(dicts) != len(values):
+                    return None
+                for options in dicts:
+                    entries = options.facts["entries"]
+                    if "**" in entries or name in entries:
+                        return None  # the key may be there: its value is not a literal we keep
+        return default
+
+    def _autocast_dtype(self, node: ast.Call, qualname: str, dtype_values: frozenset | None = None) -> Any:
         enabled = _constant(node, "enabled", True)
         if enabled is False:
             return None
@@ -825,6 +923,9 @@ class Interpreter:
         if dtype_node is not None:
             dtype_name = self.script.imports.qualname(dtype_node)
             dtype = DTYPES.get(dtype_name, TOP) if dtype_name else TOP
+            held = things(dtype_values or (), "dtype")
+            if not dtype_name and held and len(held) == len(dtype_values or ()) and len({t.facts["dtype"] for t in held}) == 1:
+                dtype = held[0].facts["dtype"]  # `amp_dtype = torch.float16` ... `autocast(..., dtype=amp_dtype)`
         elif AUTOCAST_CONTEXTS[qualname] is not None:
             dtype = AUTOCAST_CONTEXTS[qualname]
         else:
@@ -881,6 +982,9 @@ class Interpreter:
     def _thing_method(self, node: ast.Call, thing: Thing, method: str, args: list[frozenset], kwargs: dict[str, frozenset]) -> frozenset:
         kind = thing.kind
         first = args[0] if args else unknown()
+        if kind in ("instance", "model") and ("attr", thing, method) in self.state.vars and self.script.find_method(thing.facts.get("class", ""), method) is None:
+            # `self.model(x)`, `self.criterion(out, y)`: calling what an attribute holds, not a method.
+            return self.call_values(node, self.state.vars[("attr", thing, method)], args, kwargs)
         if kind == "optimizer":
             if method == "step":
                 if args:
@@ -922,7 +1026,12 @@ class Interpreter:
                 self.emit("clear", ev.Clear(node, frozenset((thing,)), source_text(node.func.value)))  # type: ignore[attr-defined]
             return unknown()
         if kind == "dict":
-            if method not in ("get", "items", "keys", "values", "copy"):
+            others = things(first, "dict")
+            if method == "update" and not kwargs and len(args) == 1 and others and len(others) == len(first):
+                for other in others:  # `train_kwargs.update(cuda_kwargs)`: the keys of known dicts
+                    for key, value in other.facts["entries"].items():
+                        thing.facts["entries"][key] = thing.facts["entries"].get(key, frozenset()) | value
+            elif method not in ("get", "items", "keys", "values", "copy"):
                 thing.facts["entries"]["**"] = unknown()  # `.update(...)` & co: keys we cannot list
             return unknown()
         if kind == "model":
@@ -932,6 +1041,20 @@ class Interpreter:
             if function is not None:
                 return self._call_function(function, args, kwargs, thing, node)
             return self.opaque(node, [frozenset((thing,)), *args], kwargs)
+        if kind == "super":
+            base = self.script.first_base(thing.name)
+            function = self.script.find_method(base, method) if base is not None else None
+            if function is not None:
+                return self._call_function(function, args, kwargs, thing.facts["instance"], node)
+            return self.opaque(node, args, kwargs)  # nn.Module.__init__ & co: they touch nothing we track
+        if kind == "class":
+            # `GPT.from_pretrained(...)`: a classmethod runs with `cls` bound to the class, a staticmethod without.
+            function = self.script.find_method(thing.name, method)
+            if function is not None and _is_static(function):
+                return self._call_function(function, args, kwargs, None, node)
+            if function is not None and _decorated(function, "classmethod"):
+                return self._call_function(function, args, kwargs, thing, node)
+            return self.opaque(node, args, kwargs)
         return unknown()
 
     def _model_method(self, node: ast.Call, thing: Thing, method: str, args: list[frozenset], kwargs: dict[str, frozenset]) -> frozenset:
@@ -954,6 +1077,13 @@ class Interpreter:
         function = self.script.find_method(thing.facts.get("class", ""), method) if "class" in thing.facts else None
         if function is not None:
             return self._call_function(function, args, kwargs, thing, node)
+        if torch_nn_class(thing.facts.get("qualname", "")) in CONTAINERS:
+            if method in ("append", "extend", "insert", "add_module", "update"):
+                for part in things(frozenset().union(*args, *kwargs.values()) if args or kwargs else frozenset()):
+                    if part.kind in ("model", "layer"):
+                        part.facts.setdefault("parent", (thing, method))
+                return _UNKNOWN
+            return self.opaque(node, args, kwargs)
         return self.opaque(node, [frozenset((thing,)), *args], kwargs)
 
     def _tensor_method(self, node: ast.Call, tensor: Tensor, method: str, args: list[frozenset]) -> frozenset:
@@ -961,6 +1091,8 @@ class Interpreter:
             return frozenset((Tensor(tensor.tags, tensor.origins, False),)) if method in ("detach", "detach_", "data") else unknown()
         if method in SHAPE_METHODS:
             return frozenset((tensor,))
+        if method in COMPARISON_METHODS:
+            self.score(frozenset((tensor,)).union(*args))
         if method in ("softmax", "log_softmax", "sigmoid"):
             return frozenset((_tagged(frozenset((tensor,)), method),))
         if method == "log" and "softmax" in tensor.tags:
@@ -1009,6 +1141,7 @@ class Interpreter:
     def loss(self, node: ast.Call, family: str, reduction: Any, args: list[frozenset]) -> frozenset:
         """A loss function applied: a LossCall event and a loss tensor (tagged when mean-reduced)."""
         prediction = args[0] if args else unknown()
+        self.score(frozenset().union(*args) if args else frozenset())
         self.emit("loss_call", ev.LossCall(node, family, prediction))
         inputs = merge_tensors(frozenset().union(*args)) if args else Tensor()
         tags = frozenset(("mean_loss",)) if reduction == "mean" else frozenset()
@@ -1033,11 +1166,14 @@ class Interpreter:
 
     def _assigned_in_loop(self, target: ast.expr, before_line: int) -> bool:
         """The target (`losses`, `self.history`) is (re)bound inside the innermost loop before this line."""
-        loop = self.loops[-1]
+        loop: ast.AST = self.loops[-1]
+        function = self.frames[-1].function
+        if isinstance(target, ast.Name) and function is not None and self.loop_frames.get(id(loop)) != self.frames[-1].ident:
+            loop = function  # a local of a function called in the loop: each call binds it anew
         first_lines = self.loop_assignments.get(id(loop))
         if first_lines is None:
             first_lines = {}
-            for statement in ast.walk(loop):
+            for statement in walk(loop):
                 if isinstance(statement, (ast.Assign, ast.AnnAssign)):
                     for assigned in statement.targets if isinstance(statement, ast.Assign) else [statement.target]:
                         for name in ast.walk(assigned):
@@ -1094,6 +1230,17 @@ def _empty_literal(node: ast.expr) -> bool:
     if isinstance(node, ast.Call):
         return isinstance(node.func, ast.Name) and node.func.id in ("list", "deque", "dict") and not node.args and not node.keywords
     return isinstance(node, ast.Constant) and node.value in (0, None)
+
+
+def _dotted_name(func: ast.expr) -> str:
+    """`metric.update` for `self.metric.update(...)`'s callee, `f1_score` for `f1_score(...)` ('' otherwise)."""
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        parts.append(func.id)
+    return ".".join(reversed(parts))
 
 
 def _receiver_root(func: ast.expr) -> str:
@@ -1165,6 +1312,10 @@ def _handled_events(rule_class: type) -> tuple[str, ...]:
 
 def _is_static(function: FunctionNode) -> bool:
     return any(isinstance(d, ast.Name) and d.id in ("staticmethod",) for d in function.decorator_list)
+
+
+def _decorated(function: FunctionNode, name: str) -> bool:
+    return any(isinstance(d, ast.Name) and d.id == name for d in function.decorator_list)
 
 
 def _decorated_no_grad(function: FunctionNode, script: Script) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from typing import Any
 
 from trainguard.catalogue import get_rule
@@ -20,11 +21,14 @@ class Reporter:
         self.findings: list[Finding] = []
         self.seen: set[tuple[str, int, int]] = set()
         self.suppressed = 0
+        # Nodes of imported project modules (their findings belong to those files' own lint); asked
+        # only when something is reported.
+        self.is_foreign: Callable[[ast.AST], bool] = lambda node: False
 
     def report(self, code: str, node: ast.AST, message: str, evidence: dict[str, Any], severity: Severity | None) -> None:
         """Record one finding unless disabled, already reported at this place, or silenced by a comment;
         the fix is the rule's catalogue entry's."""
-        if code not in self.enabled:
+        if code not in self.enabled or self.is_foreign(node):
             return
         line = getattr(node, "lineno", 1)
         column = getattr(node, "col_offset", 0) + 1

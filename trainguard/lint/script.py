@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import ast
+import bisect
+import re
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 from trainguard.lint.names import ImportMap
 from trainguard.lint.vocabulary import (
@@ -17,6 +23,28 @@ from trainguard.lint.vocabulary import (
 )
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def walk(tree: ast.AST) -> Iterator[ast.AST]:
+    """`ast.walk` in the same order, faster: the fields that may hold nodes are looked up once per
+    node type, and expression contexts (`Load`, `Store`) are left out."""
+    todo = deque((tree,))
+    pop, extend, append = todo.popleft, todo.extend, todo.append
+    node_type = ast.AST
+    while todo:
+        node = pop()
+        yield node
+        fields = _CHILD_FIELDS.get(type(node))
+        if fields is None:
+            fields = _CHILD_FIELDS[type(node)] = tuple(name for name in node._fields if name != "ctx")
+        for name in fields:
+            value = getattr(node, name, None)
+            if value.__class__ is list:
+                extend([item for item in value if isinstance(item, node_type)])
+            elif isinstance(value, node_type):
+                append(value)
+_CALLED = re.compile(r"\s*\(")
 
 
 @dataclass
@@ -31,7 +59,8 @@ class ClassInfo:
 class Script:
     """One parsed file with the indexes the interpreter and rules share."""
 
-    def __init__(self, path: str, source: str, tree: ast.Module) -> None:
+    def __init__(self, path: str, source: str, tree: ast.Module, folder: Path | None = None) -> None:
+        """`folder`: where the file lies on disk, for its project-local imports (None: none followed)."""
         self.path = path
         self.source = source
         self.tree = tree
@@ -42,26 +71,32 @@ class Script:
         self.all_classes: list[ast.ClassDef] = []
         self.freezes_parameters = False
         self.discarded_calls: set[int] = set()  # calls whose result is thrown away: `model(x)`, `_ = model(x)`
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name):
-                names.add(node.id)
-            elif isinstance(node, ast.Attribute):
-                names.add(node.attr)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                imports.append(node)
-                names.update((alias.asname or alias.name).rsplit(".", 1)[-1] for alias in node.names)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self.all_functions.append(node)
-            elif isinstance(node, ast.ClassDef):
-                self.all_classes.append(node)
-            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-                self.discarded_calls.add(id(node.value))
-            elif isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id == "_" for t in node.targets):
-                self.discarded_calls.add(id(node.value))
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets):
-                self.freezes_parameters = True  # `requires_grad = False`: leaving parameters out is deliberate
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_":
-                self.freezes_parameters = True
+        for node in walk(tree):
+            kind = type(node)
+            if kind is ast.Name:
+                names.add(node.id)  # type: ignore[attr-defined]
+            elif kind is ast.Attribute:
+                names.add(node.attr)  # type: ignore[attr-defined]
+            elif kind is ast.Call:
+                func = node.func  # type: ignore[attr-defined]
+                if type(func) is ast.Attribute and func.attr == "requires_grad_":
+                    self.freezes_parameters = True
+            elif kind is ast.Expr:
+                if type(node.value) is ast.Call:  # type: ignore[attr-defined]
+                    self.discarded_calls.add(id(node.value))  # type: ignore[attr-defined]
+            elif kind is ast.Assign:
+                if all(isinstance(t, ast.Name) and t.id == "_" for t in node.targets):  # type: ignore[attr-defined]
+                    self.discarded_calls.add(id(node.value))  # type: ignore[attr-defined]
+                if any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets):  # type: ignore[attr-defined]
+                    self.freezes_parameters = True  # `requires_grad = False`: leaving parameters out is deliberate
+            elif kind is ast.Import or kind is ast.ImportFrom:
+                imports.append(node)  # type: ignore[arg-type]
+                names.update((alias.asname or alias.name).rsplit(".", 1)[-1] for alias in node.names)  # type: ignore[attr-defined]
+            elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+                self.all_functions.append(node)  # type: ignore[arg-type]
+            elif kind is ast.ClassDef:
+                self.all_classes.append(node)  # type: ignore[arg-type]
+        self._import_nodes = imports
         self.attribute_names = frozenset(names)
         self.imports = ImportMap(imports)
         self.functions: dict[str, FunctionNode] = {}
@@ -69,8 +104,57 @@ class Script:
         self._generators: dict[int, bool] = {}
         self._mode_dependent_classes: dict[str, bool] = {}
         self._parameter_classes: dict[str, bool | None] = {}
+        self._relevant: dict[frozenset[frozenset[str]], set[int]] = {}
         for node in tree.body:
             self._index(node)
+        self.method_owner: dict[int, str] = {
+            id(item): node.name for node in self.all_classes for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
+        self._has_yield = "yield" in source
+        self.siblings: list[str] = []  # the project modules whose definitions this file imports
+        self._sibling_paths: list[Path] = []
+        self._nodes: frozenset[int] | None = None
+        if folder is not None:
+            self._import_siblings(folder)
+
+    def _import_siblings(self, folder: Path) -> None:
+        """`from model import GPT` with model.py beside this file: GPT becomes a class of this file.
+
+        Only absolute imports (a script run as `python train.py` imports its siblings that way);
+        relative imports belong to packages, library code whose every module would be read again.
+
+        The sibling's own imports come along for the code of its definitions (names this file binds
+        otherwise keep this file's meaning); each sibling is read and indexed once per run."""
+        for node in self._import_nodes:
+            if not isinstance(node, ast.ImportFrom) or not node.module or node.level != 0 or "." in node.module:
+                continue
+            if node.level == 0 and node.module in self.imports.names:
+                continue  # `import model` elsewhere in the file: keep it simple, do not guess
+            sibling = load_sibling(folder / f"{node.module}.py")
+            if sibling is None:
+                continue
+            self.siblings.append(node.module)
+            self._sibling_paths.append(folder / f"{node.module}.py")
+            for alias in node.names:
+                local = alias.asname or alias.name
+                if alias.name in sibling.classes and self.classes.get(local, sibling.classes[alias.name]) is sibling.classes[alias.name]:
+                    self.classes[local] = sibling.classes[alias.name]
+                    for base in sibling.classes.values():  # file base classes of the imported class
+                        self.classes.setdefault(base.node.name, base)
+                elif alias.name in sibling.functions and local not in self.functions:
+                    self.functions[local] = sibling.functions[alias.name]
+                else:
+                    continue
+                if self.imports.names.get(local) == f"{node.module}.{alias.name}":
+                    del self.imports.names[local]
+            for local, name in sibling.imports.names.items():
+                self.imports.names.setdefault(local, name)
+            self.discarded_calls |= sibling.discarded_calls
+            for key, owner in sibling.method_owner.items():
+                self.method_owner.setdefault(key, owner)
+            self.freezes_parameters = self.freezes_parameters or sibling.freezes_parameters
+            self.attribute_names |= sibling.attribute_names
+            self._has_yield = self._has_yield or sibling._has_yield
 
     def _index(self, node: ast.stmt) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -85,6 +169,13 @@ class Script:
             # Definitions guarded by `if TYPE_CHECKING` / try-import blocks are still definitions.
             for child in node.body:
                 self._index(child)
+
+    def first_base(self, class_name: str) -> str | None:
+        """The first base of a file class that is itself a file class (where `super()` looks first)."""
+        info = self.classes.get(class_name)
+        if info is None:
+            return None
+        return next((b.rsplit(".", 1)[-1] for b in info.base_names if b.rsplit(".", 1)[-1] in self.classes), None)
 
     def find_method(self, class_name: str, method: str) -> FunctionNode | None:
         """A method of a file class, looked up through file-defined base classes."""
@@ -127,7 +218,7 @@ class Script:
             return False
         seen.add(class_name)
         info = self.classes[class_name]
-        for node in ast.walk(info.node):
+        for node in walk(info.node):
             if isinstance(node, ast.Call) and self.builds_mode_dependent(node, seen):
                 return True
         return any(self._mode_dependent(b.rsplit(".", 1)[-1], seen) for b in info.base_names)
@@ -180,7 +271,7 @@ class Script:
     def _builds_parameters(self, node: ast.AST, seen: set[str], verdicts: list[bool | None]) -> bool | None:
         if True in verdicts:
             return True
-        for call in ast.walk(node):
+        for call in walk(node):
             if isinstance(call, ast.Call):
                 verdict = self._call_builds_parameters(call, seen)
                 if verdict is True:
@@ -211,9 +302,148 @@ class Script:
             return False if func.id in HARMLESS_CALLS or func.id in ("super", "setattr") else None
         return None
 
+    def is_foreign(self, node: ast.AST) -> bool:
+        """The node belongs to a project module this file imports definitions from."""
+        return any(id(node) in sibling.nodes() for sibling in map(load_sibling, self._sibling_paths) if sibling is not None)
+
+    def nodes(self) -> frozenset[int]:
+        """Every node of this file (by id), computed once."""
+        if self._nodes is None:
+            self._nodes = frozenset(map(id, walk(self.tree)))
+        return self._nodes
+
+    def may_build_mode_dependent(self) -> bool:
+        """The file names a Dropout/BatchNorm-like layer or a torchvision model that holds one
+        (without such a name no model of the file is known to depend on train/eval mode)."""
+        names = self.attribute_names | {name.rsplit(".", 1)[-1] for name in self.imports.names.values()}
+        return any(MODE_DEPENDENT_LAYERS.match(name) or TORCHVISION_MODE_DEPENDENT.match(name) for name in names)
+
+    def relevant_functions(self, groups: frozenset[frozenset[str]]) -> set[int]:
+        """The functions (by id) whose code, with the file code they may call, uses every word of
+        one of the trigger groups (a rule's `triggers`).
+
+        Read from the source text: a function's lines (decorators included), the file functions,
+        classes and methods it calls there (by any receiver), and for a method its class's
+        `__init__` (an entry method starts from a constructed instance). A word or a definition's
+        name counts where code uses it: after `.` or `@`, called, or as a receiver (`.step`,
+        `@no_grad`, `backward(`, `Net(`, `optim.SGD`; never `def backward(`, nor prose that does not
+        look like a call; prose that does only makes more functions analysed). Words imported under
+        another name (`from torch.nn import DataParallel as DP`) count under that name too. A
+        function reached only through a variable (`fn = helper; fn()`) is missed here; the module's
+        own trace still runs it."""
+        if groups not in self._relevant:
+            self._relevant[groups] = self._find_relevant(groups)
+        return self._relevant[groups]
+
+    def _find_relevant(self, groups: frozenset[frozenset[str]]) -> set[int]:
+        triggers = frozenset().union(*groups)
+        if not triggers or not self.all_functions:
+            return set()
+        meaning = {word: word for word in triggers}
+        for local, name in self.imports.names.items():  # `from torch.nn import DataParallel as DP`
+            known = [part for part in name.split(".") if part in triggers]
+            if known and local not in meaning:
+                meaning[local] = known[-1]
+        meaning = {local: word for local, word in meaning.items() if local in self.source}  # a substring test is cheap
+        if not meaning:
+            return set()
+        # Lines as the parser counts them (str.splitlines would also split at form feeds).
+        line_starts = [0, *(match.end() for match in re.finditer(r"\r\n|\r|\n", self.source))]
+        if line_starts[-1] != len(self.source):
+            line_starts.append(len(self.source))
+        spans: list[tuple[int, int, FunctionNode]] = []
+        for function in self.all_functions:
+            first_line = min([function.lineno, *(d.lineno for d in function.decorator_list)])
+            last_line = min(function.end_lineno or function.lineno, len(line_starts) - 1)
+            spans.append((line_starts[first_line - 1], line_starts[last_line], function))
+        spans.sort(key=lambda span: (span[0], -span[1]))
+        starts = [span[0] for span in spans]
+        parents: list[int] = []  # index of the enclosing span (-1: none)
+        open_spans: list[int] = []
+        for index, (start, end, _) in enumerate(spans):
+            while open_spans and spans[open_spans[-1]][1] <= start:
+                open_spans.pop()
+            parents.append(open_spans[-1] if open_spans else -1)
+            open_spans.append(index)
+
+        def enclosing(offset: int) -> Iterator[FunctionNode]:
+            """The functions whose text holds this offset, innermost first."""
+            index = bisect.bisect_right(starts, offset) - 1
+            while index >= 0:
+                if offset < spans[index][1]:
+                    yield spans[index][2]
+                index = parents[index]
+        words: dict[int, set[str]] = {id(function): set() for function in self.all_functions}
+        source = self.source
+        used = "|".join(sorted(map(re.escape, meaning), key=len, reverse=True))
+        for match in re.finditer(used, source):  # a plain alternation is fast; the context is checked here
+            at, after = match.start(), match.end()
+            before = source[at - 1] if at else " "
+            if after < len(source) and (source[after].isalnum() or source[after] == "_"):
+                continue
+            called = _CALLED.match(source, after) or source.startswith(".", after)  # `backward(`, `optim.SGD`
+            if before in ".@" or not (before.isalnum() or before == "_") and called and not source.endswith("def ", 0, at):
+                for function in enclosing(at):
+                    words[id(function)].add(meaning[match.group()])
+        # Methods start from an instance their class's __init__ built; a class named runs its __init__.
+        inits: dict[int, tuple[str, list[FunctionNode]]] = {}
+        for node in self.all_classes:
+            init = self.find_method(node.name, "__init__") if node.name in self.classes else None
+            methods = [item for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            init = init or next((item for item in methods if item.name == "__init__"), None)
+            if init is not None:
+                inits.setdefault(id(init), (node.name, []))[1].extend(item for item in methods if item is not init)
+        frontier = [function for function in self.all_functions if words[id(function)]]
+        while frontier:  # callers take on what their callees use, to a fixed point
+            by_name: dict[str, list[FunctionNode]] = {}
+            reached: list[FunctionNode] = []
+            for callee in frontier:
+                by_name.setdefault(callee.name, []).append(callee)
+                if id(callee) in inits:
+                    class_name, methods = inits[id(callee)]
+                    by_name.setdefault(class_name, []).append(callee)
+                    for method in methods:
+                        if not words[id(callee)] <= words[id(method)]:
+                            words[id(method)] |= words[id(callee)]
+                            reached.append(method)
+            names = "|".join(sorted(map(re.escape, by_name), key=len, reverse=True))
+            for match in re.finditer(names, source):
+                at, after = match.start(), match.end()
+                before = source[at - 1] if at else " "
+                if before.isalnum() or before == "_" or after < len(source) and (source[after].isalnum() or source[after] == "_"):
+                    continue
+                if before != "." and not (_CALLED.match(source, after) and not source.endswith("def ", 0, at)):
+                    continue  # named in prose or a definition, not called: `self.forward`, `Net(` and `helper(` count
+                for caller in enclosing(at):
+                    for callee in by_name[match.group()]:
+                        if callee is not caller and not words[id(callee)] <= words[id(caller)]:
+                            words[id(caller)] |= words[id(callee)]
+                            reached.append(caller)
+            frontier = reached
+        return {id(f) for f in self.all_functions if any(group <= words[id(f)] for group in groups)}
+
     def is_generator(self, function: FunctionNode) -> bool:
         """The function yields (calling it runs nothing yet)."""
         key = id(function)
         if key not in self._generators:
-            self._generators[key] = any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in ast.walk(function))
+            # Most files hold no `yield` at all: no walk over every called function then.
+            self._generators[key] = self._has_yield and any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in walk(function))
         return self._generators[key]
+
+
+@lru_cache(maxsize=256)
+def load_sibling(path: Path) -> Script | None:
+    """A project module beside a linted file, parsed and indexed once (None when absent or unreadable).
+
+    Its own siblings are not followed: one level of project imports (the model file of a training script)."""
+    from trainguard.lint.source import ParseFailure, read_source
+
+    try:
+        if not path.is_file():
+            return None
+    except OSError:
+        return None
+    parsed = read_source(path, path.as_posix(), 4 * 1024 * 1024)
+    if isinstance(parsed, ParseFailure):
+        return None
+    return Script(path.as_posix(), parsed.source, parsed.tree)

@@ -59,6 +59,9 @@ class ForwardCall:
     reach: ReachFlag | None
     # Weak references to the floating-point tensors passed in (the input batch).
     inputs: list[weakref.ref]
+    # Storage addresses of the output's dense tensors (ints, no tensor kept): what a later loss call
+    # or another model's forward received can be matched to this call (views and detach() share them).
+    output_storages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +121,30 @@ class StepEnd:
 
 
 @dataclass(slots=True)
+class GradientsCleared:
+    """`optimizer.zero_grad()` or `module.zero_grad()` cleared the gradients of an optimizer's
+    parameters (its sample parameter's `.grad` was replaced or changed by the call)."""
+
+    optimizer: Optimizer
+    state: OptimizerState
+    # Backward passes accumulated into the sample since the optimizer's last step, before the call.
+    backward_passes: int
+    # Whether the call cleared every parameter of the optimizer; only checked (else None) when
+    # backward passes had accumulated, which correct loops never clear before their step.
+    whole_optimizer: bool | None
+    location: Location
+
+
+@dataclass(slots=True)
 class ClipCall:
     """clip_grad_norm_ / clip_grad_value_, after it ran."""
 
     function: str
     total_norm: torch.Tensor | None
+    # The limit passed in (max_norm / clip_value; None when it is not a number).
+    limit: float | None
+    # ids of the parameters passed in (the clip's own list of them: nothing kept alive).
+    parameter_ids: frozenset[int]
     # True when the gradients were GradScaler-scaled: a backward went through an enabled
     # scaler's `scale()` and `unscale_()` was not called before the clip.
     grads_scaled: bool
@@ -210,6 +232,7 @@ EVENTS: dict[str, type] = {
     "backward": BackwardCall,
     "step_start": StepStart,
     "step_end": StepEnd,
+    "gradients_cleared": GradientsCleared,
     "clip": ClipCall,
     "scheduler_step": SchedulerStep,
     "torch_load": TorchLoad,
@@ -220,7 +243,7 @@ EVENTS: dict[str, type] = {
     "finish": Finish,
 }
 
-PER_STEP = frozenset({"forward", "loss", "backward", "step_start", "step_end", "clip", "scheduler_step", "loader_batch", "measured"})
+PER_STEP = frozenset({"forward", "loss", "backward", "step_start", "step_end", "gradients_cleared", "clip", "scheduler_step", "loader_batch", "measured"})
 
 HANDLER_PREFIX = "on_"
 

@@ -80,8 +80,12 @@ class OptimizerState:
     # The sample's gradient as last seen (at the last step's end or the last accumulation).
     grad_seen: weakref.ref | None = None
     grad_version: int = -1
+    # A zero_grad call cleared the sample's gradient after its last accumulation.
+    cleared_since_accumulation: bool = False
     param_ids: set[int] = field(default_factory=set)
     step_location: Location = UNKNOWN
+    # Where the user made the optimizer (UNKNOWN for one made before the guard was installed).
+    made_at: Location = UNKNOWN
     # The call site of the step just begun, until its StepStart is emitted: at once, or after its
     # closure's first call for step(closure).
     pending_start: Location | None = None

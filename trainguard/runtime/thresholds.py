@@ -36,6 +36,10 @@ class Thresholds:
     # than that margin too): a flat, noisy plateau above a lucky best is not a divergence.
     val_patience: int = 5
     val_min_delta: float = 0.02
+    # TG116: weight decay on normalization weights and biases is reported as info (many codebases
+    # decay them on purpose, e.g. SGD's 5e-4 on BatchNorm in ResNet recipes), as a warning from
+    # this decay on (AdamW's 0.1 of GPT recipes, which exclude them).
+    norm_decay_warning: float = 0.05
     # TG801: compare parameters across ranks after steps 0 and 9, then every this many steps;
     # rank 0 waits at most `desync_timeout` seconds for the other ranks' checksums.
     desync_every: int = 50

@@ -42,6 +42,7 @@ class AccumulationLossNotScaled(LintRule):
     """TG102: reported at the optimizer step of an accumulation window."""
 
     codes = ("TG102",)
+    triggers = (frozenset(("step", "backward")),)  # it compares backward() with the optimizer step
 
     def on_backward(self, event: ev.Backward, ctx: Interpreter) -> None:
         raw = must_all(event.loss, lambda value: isinstance(value, Tensor) and "mean_loss" in value.tags)

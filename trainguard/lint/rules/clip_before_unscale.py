@@ -14,6 +14,7 @@ class ClipBeforeUnscale(LintRule):
     """TG104: each scaler is "scaled" after a backward through it, "unscaled" after unscale_/update."""
 
     codes = ("TG104",)
+    triggers = tuple(frozenset((name,)) for name in ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"))
 
     def on_backward(self, event: ev.Backward, ctx: Interpreter) -> None:
         found = tensors(event.loss)

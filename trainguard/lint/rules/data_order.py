@@ -39,6 +39,7 @@ class DataOrder(LintRule):
     """TG501/TG502, decided per trace from the loops that iterate loaders and step optimizers."""
 
     codes = ("TG501", "TG502")
+    triggers = (frozenset(("step", "DataLoader")),)  # a loader made in the trace, read by a stepping loop
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Check the loops of this trace that iterate a DataLoader and step an optimizer."""

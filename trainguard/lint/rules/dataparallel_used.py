@@ -13,6 +13,7 @@ class DataParallelUsed(LintRule):
     """TG802, at the DataParallel call."""
 
     codes = ("TG802",)
+    triggers = (frozenset(("DataParallel",)),)
 
     def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
         if event.qualname in DATA_PARALLEL:

@@ -21,6 +21,7 @@ class DeprecatedAmpApi(LintRule):
     """TG602 at the deprecated call."""
 
     codes = ("TG602",)
+    triggers = tuple(frozenset((name.rsplit(".", 1)[-1],)) for name in DEPRECATED)
 
     def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
         if event.qualname in DEPRECATED:

@@ -4,20 +4,41 @@ from __future__ import annotations
 
 import ast
 
+from trainguard.findings import Severity
 from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
-from trainguard.lint.rules import LintRule
+from trainguard.lint.rules import LintRule, in_test_code
 
 
 class DirectForwardCall(LintRule):
-    """TG205, at `x.forward(...)` on a model."""
+    """TG205, at `x.forward(...)` on a model.
+
+    Silent in test code, where the model was just built to check its outputs (no hooks, DDP or
+    compile wrapper exists on it). `self.forward(...)` inside the module's own method is an info:
+    the method is itself called directly (`model.forward_with_cfg(...)`), so DDP and compile
+    wrappers are out of the picture either way, and only hooks registered on the module differ.
+    `super().forward(...)` is never reported (it is how a subclass extends forward).
+    """
 
     codes = ("TG205",)
+    triggers = (frozenset(("forward",)),)
 
     def on_method_call(self, event: ev.MethodCall, ctx: Interpreter) -> None:
         if event.method != "forward" or not any(thing.kind == "model" for thing in event.receivers):
             return
+        if in_test_code(ctx):
+            return
         receiver = event.node.func.value  # type: ignore[attr-defined]
+        if isinstance(receiver, ast.Name) and receiver.id == "self":
+            self.report(
+                "TG205",
+                event.node,
+                "self.forward(...) skips the hooks registered on this module, which self(...) would run "
+                "(profilers, feature extraction, trainguard's guard)",
+                evidence={"receiver": "self"},
+                severity=Severity.INFO,
+            )
+            return
         shown = ast.unparse(receiver) if isinstance(receiver, (ast.Name, ast.Attribute)) else "model"
         self.report(
             "TG205",

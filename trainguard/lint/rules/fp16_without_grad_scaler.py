@@ -17,6 +17,7 @@ class Fp16WithoutGradScaler(LintRule):
     """TG601 at the optimizer step after a float16 forward."""
 
     codes = ("TG601",)
+    triggers = (frozenset(("step", "backward")),)  # a backpropagated forward, then a step
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Report the first optimizer step after a backpropagated float16 forward, if no scaler is enabled."""

@@ -31,6 +31,8 @@ class GraphRetained(LintRule):
     """TG204, at the line that keeps the tensor."""
 
     codes = ("TG204",)
+    # Outputs carry a graph only where grad mode is known to be on: the module's trace, or these.
+    triggers = (frozenset(("step", "enable_grad")), frozenset(("step", "set_grad_enabled")))
 
     def __init__(self, reporter) -> None:
         super().__init__(reporter)

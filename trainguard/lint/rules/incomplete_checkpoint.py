@@ -6,11 +6,10 @@ from __future__ import annotations
 import ast
 import re
 from functools import lru_cache
-from pathlib import PurePath
 
 from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
-from trainguard.lint.rules import LintRule
+from trainguard.lint.rules import LintRule, in_test_code
 from trainguard.lint.script import Script
 from trainguard.lint.values import TOP, Thing, things
 from trainguard.lint.vocabulary import is_optimizer
@@ -37,12 +36,18 @@ class IncompleteCheckpoint(LintRule):
     """TG702 at `torch.save` of a checkpoint dict."""
 
     codes = ("TG702",)
+    triggers = (frozenset(("save",)),)
+
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
+        """Only a file that mentions an optimizer can miss its state in a checkpoint."""
+        return cls.triggers if re.search(r"optim", script.source, re.IGNORECASE) else ()
 
     def on_save(self, event: ev.Save, ctx: Interpreter) -> None:
         dicts = things(event.obj, "dict")
         if not dicts or len(dicts) != len(event.obj) or not re.search(r"optim", ctx.script.source, re.I):
             return
-        if _in_a_test(ctx) or _optimizers_are_stateless(ctx.script):
+        if in_test_code(ctx) or _optimizers_are_stateless(ctx.script):
             return
         for checkpoint in dicts:
             if not self._incomplete(checkpoint):
@@ -77,13 +82,6 @@ def _may_hold_optimizer_state(key: str, values: frozenset) -> bool:
     if any(_may_hold_optimizer_state(str(k), v) for d in things(values, "dict") for k, v in d.facts["entries"].items()):
         return True
     return TOP in values and not OTHER_KEY.search(key)
-
-
-def _in_a_test(ctx: Interpreter) -> bool:
-    """Test code writes minimal (legacy) checkpoints on purpose: files under tests/, test_*.py, test_* functions."""
-    path = PurePath(ctx.script.path)
-    in_tests = any(part in ("tests", "test") for part in path.parts[:-1]) or path.name.startswith("test_") or path.stem.endswith("_test")
-    return in_tests or any(function.name.startswith("test_") for function in ctx.call_stack)
 
 
 @lru_cache(maxsize=4)  # asked at every save of a file's traces; the answer is the file's

@@ -5,6 +5,10 @@ training program, not from inside another module): train/eval mode, grad mode, a
 some backward() of the trace used its output. Dropout/BatchNorm must be certainly present for
 TG201/TG202 (a file class building them, `nn.Dropout`, a torchvision ResNet, ...).
 
+TG201 is an error only when the evaluation's output is scored: compared (`==`, `.eq`), given to a
+loss, or to a call named like a metric (`accuracy`, `f1_score`, `metric.update`); an unscored one
+(a GAN's sample for a picture, a printed tensor) is an info.
+
 A forward whose output is thrown away (`model(x)` as a statement) is not an evaluation: under
 no_grad in train mode it is BatchNorm recalibration (what `torch.optim.swa_utils.update_bn`
 does), so TG201 stays silent there. TG203 needs a model known to have parameters (a module of the
@@ -14,8 +18,10 @@ own; one whose layers are built out of sight is not reported either).
 
 from __future__ import annotations
 
+from trainguard.findings import Severity
 from trainguard.lint.interpreter import Interpreter, parameters_known
 from trainguard.lint.rules import LintRule
+from trainguard.lint.script import Script
 
 TRAIN, EVAL = frozenset(("train",)), frozenset(("eval",))
 GRAD_ON, GRAD_OFF = frozenset((True,)), frozenset((False,))
@@ -26,6 +32,15 @@ class ModelModes(LintRule):
     """TG201/TG202/TG203, at the forward call."""
 
     codes = ("TG201", "TG202", "TG203")
+    triggers = tuple(frozenset((word,)) for word in ("no_grad", "inference_mode", "set_grad_enabled", "enable_grad", "backward"))
+
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
+        """Without a Dropout/BatchNorm-like layer named in the file only TG203 can report, and in a
+        function's trace grad mode is known to be on only under these."""
+        if script.may_build_mode_dependent():
+            return cls.triggers
+        return (frozenset(("enable_grad",)), frozenset(("set_grad_enabled",)))
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Judge every root forward of the trace by its mode, grad mode and use."""
@@ -37,13 +52,16 @@ class ModelModes(LintRule):
             name = forward.model.name
             mode_dependent = forward.model.facts.get("mode_dependent") is True
             discarded = id(forward.node) in ctx.script.discarded_calls
+            scored = forward.node in ctx.scored_origins
             if forward.grad == GRAD_OFF and forward.mode == TRAIN and mode_dependent and not discarded:
                 self.report(
                     "TG201",
                     forward.node,
                     f"{name} is evaluated under no_grad while still in train mode: its Dropout/BatchNorm layers "
-                    f"act as in training (random units dropped, batch statistics used and updated)",
-                    evidence={"model": name},
+                    f"act as in training (random units dropped, batch statistics used and updated)"
+                    + ("" if scored else "; its output is not scored here (a sample or a visualisation?)"),
+                    evidence={"model": name, "scored": scored},
+                    severity=None if scored else Severity.INFO,
                 )
             elif forward.mode == EVAL and forward.node in backpropagated and forward.grad != GRAD_OFF and mode_dependent:
                 self.report(
@@ -64,8 +82,10 @@ class ModelModes(LintRule):
                         "TG201",
                         forward.node,
                         f"{name} runs in train mode and nothing backpropagates the result: an evaluation with "
-                        f"Dropout/BatchNorm acting as in training (no model.eval())",
-                        evidence={"model": name},
+                        f"Dropout/BatchNorm acting as in training (no model.eval())"
+                        + ("" if scored else "; its output is not scored here (a sample or a visualisation?)"),
+                        evidence={"model": name, "scored": scored},
+                        severity=None if scored else Severity.INFO,
                     )
                 self.report(
                     "TG203",

@@ -40,6 +40,8 @@ class ParamsNotInOptimizer(LintRule):
     """TG105, at the (first) optimizer's construction."""
 
     codes = ("TG105",)
+    # Only backpropagated models are checked, against optimizers made in the trace (see is_optimizer).
+    triggers = tuple(frozenset(("backward", maker)) for maker in ("optim", "optimizers", "transformers"))
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Compare the models trained in this trace with the optimizers' parameter sources."""

@@ -14,6 +14,7 @@ from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 from trainguard.lint.values import Tensor, must_all
+from trainguard.lint.vocabulary import LOSS_CLASSES, LOSS_FUNCTIONS
 
 
 def _made_by(values: frozenset, tag: str) -> bool:
@@ -24,6 +25,7 @@ class ProbabilitiesIntoLogitLosses(LintRule):
     """TG302/TG303, at the loss call."""
 
     codes = ("TG302", "TG303")
+    triggers = tuple(frozenset((name,)) for name in (*LOSS_FUNCTIONS, *LOSS_CLASSES))
 
     def on_loss_call(self, event: ev.LossCall, ctx: Interpreter) -> None:
         if event.family == "cross_entropy" and _made_by(event.prediction, "softmax"):

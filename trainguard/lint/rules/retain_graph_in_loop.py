@@ -15,6 +15,7 @@ class RetainGraphInLoop(LintRule):
     """TG111, at the backward call."""
 
     codes = ("TG111",)
+    triggers = (frozenset(("step", "backward")),)
 
     def end_trace(self, ctx: Interpreter) -> None:
         """Report backward(retain_graph=True) calls of training loops whose every backward retains."""

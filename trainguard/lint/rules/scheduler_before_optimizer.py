@@ -17,6 +17,7 @@ from __future__ import annotations
 from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.script import Script
 from trainguard.lint.values import Thing
 from trainguard.lint.vocabulary import steps_relative_schedule
 
@@ -42,6 +43,12 @@ class SchedulerBeforeOptimizer(LintRule):
     """TG110, at the scheduler's step."""
 
     codes = ("TG110",)
+    triggers = (frozenset(("step",)),)  # it reports at or after a scheduler step
+
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
+        """Only a file that names a scheduler (`lr_scheduler`, `get_..._schedule...`, `SWALR`) makes one."""
+        return cls.triggers if "chedul" in script.source or "SWALR" in script.source else ()
 
     def __init__(self, reporter) -> None:
         super().__init__(reporter)

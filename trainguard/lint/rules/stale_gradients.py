@@ -45,6 +45,7 @@ class StaleGradients(LintRule):
     """TG101, at the optimizer step."""
 
     codes = ("TG101",)
+    triggers = (frozenset(("step", "backward")),)  # stale gradients need a backward after a step
 
     def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
         if event.thing.kind == "optimizer":

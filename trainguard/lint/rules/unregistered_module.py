@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 
 from trainguard.lint.rules import LintRule
-from trainguard.lint.script import Script
+from trainguard.lint.script import Script, walk
 from trainguard.lint.vocabulary import PARAMETER_LAYERS, torch_nn_class
 
 CONTAINERS = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.DictComp, ast.Set, ast.GeneratorExp)
@@ -28,6 +28,7 @@ class UnregisteredModule(LintRule):
     """TG301, at the statement that puts layers into the container."""
 
     codes = ("TG301",)
+    triggers = ()  # a check of the file's classes, in no trace
 
     def check_script(self, script: Script) -> None:
         """Check every nn.Module class of the file."""
@@ -36,7 +37,7 @@ class UnregisteredModule(LintRule):
                 self._check_class(script, info.node)
 
     def _builds_trainable(self, script: Script, node: ast.AST) -> bool:
-        for call in ast.walk(node):
+        for call in walk(node):
             if not isinstance(call, ast.Call):
                 continue
             qualname = script.imports.qualname(call.func)
@@ -53,7 +54,7 @@ class UnregisteredModule(LintRule):
         holding: dict[str, ast.AST] = {}  # attribute -> first statement putting layers into it
         containers: set[str] = set()  # attributes assigned a plain list/dict/tuple
         registered: set[str] = set()  # attributes assigned anything else, e.g. nn.ModuleList(self.blocks)
-        for node in ast.walk(cls):
+        for node in walk(cls):
             if isinstance(node, ast.Assign):
                 for target in node.targets:
                     attribute = _self_attribute(target)

@@ -7,6 +7,7 @@ import ast
 from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.script import Script
 
 
 def _keyword(node: ast.Call, name: str) -> ast.expr | None:
@@ -17,6 +18,12 @@ class UnsafeTorchLoad(LintRule):
     """TG701 at `torch.load(..., weights_only=False)`."""
 
     codes = ("TG701",)
+    triggers = (frozenset(("load",)),)
+
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
+        """Only a literal `weights_only=False` is reported."""
+        return cls.triggers if "weights_only" in script.source else ()
 
     def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
         if event.qualname != "torch.load":

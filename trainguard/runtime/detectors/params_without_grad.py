@@ -22,6 +22,12 @@ class ParamsWithoutGrad(Detector):
         if event.index > JUDGED_AT_STEP:
             return
         key = id(event.state)
+        sample = event.state.sample() if event.state.sample is not None else None
+        if event.state.accumulations and sample is not None and sample.grad is None:
+            # Backward passes reached the parameters and their gradients were cleared before the
+            # step (TG114): .grad no longer tells which parameters receive one.
+            self._candidates[key] = {}
+            return
         if event.index == 0:
             self._candidates[key] = {
                 id(p): weakref.ref(p)

@@ -185,17 +185,29 @@ class FunctionProbe:
             probe = self
 
             def clip(*args: Any, **kwargs: Any) -> Any:
+                # The parameters as a list: a generator (`model.parameters()`) is read once, here,
+                # and the clip gets the same tensors in the same order.
+                parameters: Any = args[0] if args else kwargs.get("parameters")
+                if parameters is not None and not isinstance(parameters, torch.Tensor):
+                    parameters = list(parameters)
+                    args, kwargs = ((parameters, *args[1:]), kwargs) if args else (args, {**kwargs, "parameters": parameters})
                 result = original(*args, **kwargs)
                 norm = result if isinstance(result, torch.Tensor) else None
                 grads_scaled = probe.scaled_backward and not probe.unscaled
-                probe._contained(
-                    lambda: probe.session.emit("clip", ClipCall(function, norm, grads_scaled, user_location()))
-                )
+                limit = args[1] if len(args) > 1 else kwargs.get("max_norm", kwargs.get("clip_value"))
+                probe._contained(lambda: probe._clipped(function, parameters, limit, norm, grads_scaled))
                 return result
 
             return clip
 
         return make
+
+    def _clipped(self, function: str, parameters: Any, limit: Any, norm: torch.Tensor | None, grads_scaled: bool) -> None:
+        if isinstance(parameters, torch.Tensor):
+            parameters = [parameters]
+        ids = frozenset(id(p) for p in parameters or ())
+        number = float(limit) if isinstance(limit, (int, float)) else None
+        self.session.emit("clip", ClipCall(function, norm, number, ids, grads_scaled, user_location()))
 
     # -- schedulers ------------------------------------------------------------------------
     def _wrap_scheduler_step(self, original: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import sys
 import weakref
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, cast
 
 import torch
@@ -209,19 +210,40 @@ class ModuleProbe:
         root.refresh()  # a module added after the root was first seen is registered, not hidden
         if id(module) in root.registered:
             return
+        if root.module is not self._stack[0] or id(self._stack[0]) not in _modules_in_call():
+            self._drop_stale_calls()  # the root's call ended unseen: `module` is not inside it
+            return
         self._hidden_seen.add(id(module))
         self.session.emit("hidden_module", HiddenModuleCall(root, module, user_location()))
+
+    def _drop_stale_calls(self) -> None:
+        """Forget the calls on the stack that are no longer running.
+
+        PyTorch runs the global post-hook when a forward raises an `Exception`, but not for a
+        `BaseException` (KeyboardInterrupt, a strict guard's GuardStop, a user's own) that the
+        script catches and trains on: the calls it cut short would stay on the stack, and every
+        later module would look like it ran inside them.
+        """
+        running = _modules_in_call()
+        self._stack[:] = [m for m in self._stack if id(m) in running]
+        if self._unwatched_call is not None and id(self._unwatched_call) not in running:
+            self._unwatched_call = None
+            self._root_depth = max(self._root_depth - 1, 0)
 
     # -- root calls (always) -------------------------------------------------------------
     def _root_call(self, module: nn.Module, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run `call(*args, **kwargs)`, a call of a root; the outermost one is reported when it returns."""
+        if self._unwatched_call is not None:  # only during the first call of a new root
+            self._drop_stale_calls()
         self._root_depth += 1
+        base = len(self._stack)
         if self.session.detailed and not self._global_handles and self._root_depth == 1 and not self._in_compiled_call:
             self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
         try:
             output = call(*args, **kwargs)
         except BaseException:
             self._root_depth = max(self._root_depth - 1, 0)
+            del self._stack[base:]  # see _drop_stale_calls: a BaseException skips the post-hooks
             raise
         self._root_finished(module, args, output)
         return output
@@ -253,11 +275,47 @@ class ModuleProbe:
                 location=user_location(),
                 reach=reach,
                 inputs=[weakref.ref(a) for a in args[:_MAX_INPUTS] if _is_dense_float(a)],
+                output_storages=storage_ids(output),
             )
             self.session.window.forwards.append(call)
             self.session.emit("forward", call)
         except Exception as error:
             self.session.internal_error("module probe", error)
+
+
+_CALL_IMPL = nn.Module._call_impl.__code__
+
+
+def _modules_in_call() -> set[int]:
+    """The ids of the modules whose `__call__` is running now (read from the Python stack; used
+    only to repair the probe's own stack, which is rare)."""
+    running = set()
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is _CALL_IMPL:
+            running.add(id(frame.f_locals.get("self")))
+        frame = frame.f_back
+    return running
+
+
+def storage_ids(value: Any) -> tuple[int, ...]:
+    """Storage addresses of a tensor's (or a forward output's) dense tensors; a view or a detach() of
+    a tensor has the same. No device read: the address is host metadata."""
+    if isinstance(value, torch.Tensor):
+        items: list[Any] = [value]
+    elif isinstance(value, dict):
+        items = list(value.values())[:_MAX_OUTPUTS]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)[:_MAX_OUTPUTS]
+    else:
+        return ()
+    # Cheaper than _is_dense_float (this runs at every root call): a strided layout has a storage; a
+    # meta or empty one has address 0, and subclasses without a real storage raise.
+    try:
+        addresses = tuple(t.untyped_storage().data_ptr() for t in items if isinstance(t, torch.Tensor) and t.layout is torch.strided)
+    except (RuntimeError, NotImplementedError, TypeError):
+        return ()
+    return tuple(address for address in addresses if address)
 
 
 def _is_dense_float(value: Any) -> bool:

@@ -10,6 +10,11 @@ its version advanced by exactly this accumulation; it breaks when the gradient w
 (set_to_none, `p.grad = None`) or changed in place in between (`zero_()`). The gradients were
 cleared in a window if the chain broke anywhere in it: a GAN's generator step may add gradients to
 the discriminator that its `zero_grad()` then clears before the discriminator's own backward.
+
+`Optimizer.zero_grad` and `Module.zero_grad` are wrapped (no hook exists) to state which
+optimizers' gradients a call cleared: the chain test alone cannot tell that a
+`zero_grad(set_to_none=False)` placed between backward and step cleared the gradients the step
+then used, so the next window would look stale (TG101) when it is the TG114 bug instead.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
-from trainguard.runtime.events import StepEnd, StepStart
+from trainguard.runtime.events import GradientsCleared, StepEnd, StepStart
 from trainguard.runtime.probes import Patches
 from trainguard.runtime.state import OptimizerState
 
@@ -50,6 +55,8 @@ class OptimizerProbe:
             register_optimizer_step_post_hook(self._post),
         ]
         self._patches.replace(Optimizer, "__init__", self._wrap_init)
+        self._patches.replace(Optimizer, "zero_grad", self._wrap_zero_grad)
+        self._patches.replace(torch.nn.Module, "zero_grad", self._wrap_zero_grad)
 
     def uninstall(self) -> None:
         for handle in self._handles:
@@ -73,11 +80,57 @@ class OptimizerProbe:
         def __init__(optimizer: Optimizer, *args: Any, **kwargs: Any) -> None:
             original(optimizer, *args, **kwargs)
             try:
-                probe.state(optimizer)
+                state = probe.state(optimizer)
+                state.made_at = user_location()
             except Exception as error:
                 probe.session.internal_error("optimizer probe", error)
 
         return __init__
+
+    def _wrap_zero_grad(self, original: Any) -> Any:
+        probe = self
+
+        def zero_grad(owner: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                before = probe._sample_grads()
+            except Exception as error:
+                probe.session.internal_error("optimizer probe", error)
+                return original(owner, *args, **kwargs)
+            result = original(owner, *args, **kwargs)
+            try:
+                probe._cleared(owner, before)
+            except Exception as error:
+                probe.session.internal_error("optimizer probe", error)
+            return result
+
+        return zero_grad
+
+    def _sample_grads(self) -> list[tuple[Optimizer, OptimizerState, torch.Tensor | None, int]]:
+        """Each optimizer's sample gradient and its version, to see which ones a call changes."""
+        found = []
+        for optimizer, state in list(self.states.items()):
+            sample = state.sample() if state.sample is not None else None
+            grad = None if sample is None else sample.grad
+            if grad is not None:
+                found.append((optimizer, state, grad, grad._version))
+        return found
+
+    def _cleared(self, owner: Any, before: list[tuple[Optimizer, OptimizerState, torch.Tensor | None, int]]) -> None:
+        location = None
+        for optimizer, state, grad, version in before:
+            sample = state.sample() if state.sample is not None else None
+            after = None if sample is None else sample.grad
+            if after is grad and (grad is None or grad._version == version):
+                continue
+            state.cleared_since_accumulation = True
+            whole = None
+            if state.accumulations:
+                # Rare (the TG114 bug): worth a walk over the parameters.
+                whole = owner is optimizer or (
+                    isinstance(owner, torch.nn.Module) and state.param_ids <= {id(p) for p in owner.parameters()}
+                )
+            location = location or user_location()
+            self.session.emit("gradients_cleared", GradientsCleared(optimizer, state, state.accumulations, whole, location))
 
     # -- step hooks ------------------------------------------------------------------------
     def _pre(self, optimizer: Optimizer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -138,7 +191,8 @@ class OptimizerProbe:
             index = state.steps
             state.steps += 1
             sample = state.sample() if state.sample is not None else None
-            state.remember(None if sample is None else sample.grad)
+            # Cleared after its last backward (TG114): the next window starts from clean gradients.
+            state.remember(None if sample is None or state.cleared_since_accumulation else sample.grad)
             state.accumulations = 0
             state.cleared = None
             self.session.emit("step_end", StepEnd(optimizer, state, index, state.step_location))
@@ -172,6 +226,7 @@ class OptimizerProbe:
                 state.cleared = bool(state.cleared) or not unbroken
                 state.remember(grad)
                 state.accumulations += 1
+                state.cleared_since_accumulation = False
             except Exception as error:
                 session.internal_error("optimizer probe", error)
 
