@@ -7,7 +7,9 @@ under `trainguard.watch()`, in alternating order; the ratio is the median over r
 per-round ratios. A guarded run observes its first 20 steps in full (global module hooks) and
 then one step in 50, so the figure for STEPS=200 includes 24 detailed windows; "detailed" is the
 same ratio over the first 20 steps alone (the worst case). "+ metrics" is the guard with the
-metrics stream written to a file (`watch(metrics=...)`, `run --metrics`).
+metrics stream written to a file (`watch(metrics=...)`, `run --metrics`). "mlp, DataLoader" feeds
+the same MLP from a shuffling DataLoader: it adds the data probe's per-batch work and the row
+fingerprints of training batches that TG504 takes on the first 20 steps.
 
 Times are the process's CPU time with one intra-op thread (`--threads 1`, the default): on a
 shared 2-core machine wall-clock ratios move by several percent with the neighbours' load, CPU
@@ -17,6 +19,7 @@ time much less. `--clock wall` measures wall-clock time instead.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
@@ -26,6 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 import trainguard
 
@@ -35,6 +39,14 @@ def mlp() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
     model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
     x, y = torch.randn(64, 256), torch.randint(0, 10, (64,))
     return model, lambda: (x, y)
+
+
+def mlp_from_loader() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
+    model, _ = mlp()
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(64 * 50, 256, generator=generator), torch.randint(0, 10, (64 * 50,), generator=generator))
+    batches = itertools.chain.from_iterable(itertools.repeat(DataLoader(data, batch_size=64, shuffle=True, generator=generator)))
+    return model, lambda: next(batches)
 
 
 def cnn() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
@@ -70,10 +82,10 @@ clock = CLOCKS["cpu"]
 
 def train(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], steps: int) -> list[float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = batch()
     times = []
     for _ in range(steps):
         start = clock()
+        x, y = batch()
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
@@ -123,7 +135,7 @@ def main() -> None:
     print(f"{'model':<18}{'plain ms/step':>14}{'guarded/plain':>15}{'+ metrics':>11}{'first 20 steps':>16}")
     with tempfile.TemporaryDirectory() as folder:
         metrics_file = os.path.join(folder, "metrics.jsonl")
-        for name, make in (("mlp (1 ms)", mlp), ("small cnn", cnn), ("tiny transformer", transformer)):
+        for name, make in (("mlp (1 ms)", mlp), ("mlp, DataLoader", mlp_from_loader), ("small cnn", cnn), ("tiny transformer", transformer)):
             r = measure(make, args.rounds, args.steps, metrics_file)
             print(f"{name:<18}{r['plain_ms']:>14.2f}{r['guarded']:>14.3f}x{r['metrics']:>10.3f}x{r['detailed']:>15.3f}x")
 

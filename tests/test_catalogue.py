@@ -95,7 +95,7 @@ def plain_text(markdown: str) -> str:
 
 def test_codes_are_unique_well_formed_and_in_order() -> None:
     codes = [rule.code for rule in RULES]
-    assert len(RULES) == 38
+    assert len(RULES) == 41
     assert len(set(codes)) == len(codes)
     assert all(re.fullmatch(r"TG[1-9]\d\d", code) for code in codes), codes
     assert codes == sorted(codes)
@@ -142,7 +142,7 @@ def test_match_rules_expands_code_prefixes_in_any_case() -> None:
 
 def test_match_rules_mixes_codes_slugs_and_prefixes() -> None:
     assert match_rules(["TG101", "softmax-before-cross-entropy", "TG8", " unsafe-torch-load "]) == {
-        "TG101", "TG302", "TG701", "TG801", "TG802", "TG803",
+        "TG101", "TG302", "TG701", "TG801", "TG802", "TG803", "TG804",
     }
     assert match_rules(["", "  "]) == set()
     assert match_rules([]) == set()

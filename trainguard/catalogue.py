@@ -251,6 +251,19 @@ RULES: tuple[Rule, ...] = (
         seen_when="a NaN/Inf in an input batch",
     ),
     Rule(
+        "TG504", "validation-data-in-training", W, "run",
+        summary="validation samples also present in the training data",
+        fix="split the dataset once into disjoint parts (one random_split call with a seeded generator, or fixed index lists) and build the training loader from the training part only",
+        seen_when="the first evaluation batch of a loader sharing at least {leak_share} of its samples with the training loader (by index), or the end of the first evaluation pass (by content)",
+        thresholds=("leak_share",),
+    ),
+    Rule(
+        "TG505", "augmentation-on-validation", W, "run",
+        summary="random augmentation applied to evaluation data (the same sample differs between evaluations)",
+        fix="give the evaluation dataset its own deterministic transform (resize, center-crop, normalize) and keep random transforms on the training dataset only",
+        seen_when="the second evaluation, when a sample of the same dataset index yields different inputs than in the first",
+    ),
+    Rule(
         "TG601", "fp16-without-grad-scaler", E, "both",
         summary="float16 autocast training without a GradScaler",
         fix="use torch.amp.GradScaler with float16 autocast (scaler.scale(loss).backward(); scaler.step(optimizer); scaler.update()), or train in bfloat16",
@@ -290,6 +303,12 @@ RULES: tuple[Rule, ...] = (
         summary="BatchNorm under DDP without SyncBatchNorm",
         fix="convert the model before wrapping it: model = nn.SyncBatchNorm.convert_sync_batchnorm(model), then DDP(model)",
         seen_when="BatchNorm in train mode under multi-rank DDP without SyncBatchNorm",
+    ),
+    Rule(
+        "TG804", "ddp-data-not-sharded", W, "run",
+        summary="every rank trains on the same samples (no DistributedSampler or equivalent sharding)",
+        fix="give the training DataLoader a DistributedSampler (shuffle=True, and sampler.set_epoch(epoch) every epoch) or otherwise shard the data by rank",
+        seen_when="the second training step, when every rank trained on the same samples at both of the first two steps",
     ),
 )
 del E, W, I

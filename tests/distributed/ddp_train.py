@@ -1,6 +1,7 @@
 """A small DDP training script (gloo, CPU) with plantable bugs, run by the tests under torchrun.
 
     torchrun --nproc_per_node=2 ddp_train.py [--no-set-epoch] [--nudge] [--batchnorm | --syncbn]
+        [--no-sampler | --rank-seeded-shuffle]
 """
 
 import argparse
@@ -20,6 +21,8 @@ parser.add_argument("--batchnorm", action="store_true")
 parser.add_argument("--syncbn", action="store_true")  # needs GPUs: SyncBatchNorm rejects CPU modules
 parser.add_argument("--frozen-bn", action="store_true")
 parser.add_argument("--crash-rank1", action="store_true")
+parser.add_argument("--no-sampler", action="store_true")  # every rank shuffles with the same seed
+parser.add_argument("--rank-seeded-shuffle", action="store_true")  # no sampler, but a seed per rank
 args = parser.parse_args()
 
 dist.init_process_group("gloo")
@@ -27,7 +30,12 @@ rank = dist.get_rank()
 torch.manual_seed(0)
 data = TensorDataset(torch.randn(64, 8), torch.randint(0, 3, (64,)))
 sampler = DistributedSampler(data, shuffle=True, seed=0)
-loader = DataLoader(data, batch_size=8, sampler=sampler)
+if args.no_sampler:
+    loader = DataLoader(data, batch_size=8, shuffle=True)
+elif args.rank_seeded_shuffle:
+    loader = DataLoader(data, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(rank))
+else:
+    loader = DataLoader(data, batch_size=8, sampler=sampler)
 layers = [nn.Linear(8, 16)] + ([nn.BatchNorm1d(16)] if args.batchnorm or args.syncbn else []) + [nn.ReLU(), nn.Linear(16, 3)]
 model = nn.Sequential(*layers)
 if args.syncbn:

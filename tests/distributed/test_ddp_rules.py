@@ -1,4 +1,4 @@
-"""The distributed rules under real torchrun (2 gloo ranks on CPU): TG502, TG801, TG803 fire on
+"""The distributed rules under real torchrun (2 gloo ranks on CPU): TG502, TG801, TG803, TG804 fire on
 their planted bug, a correct DDP script stays silent, and a dying rank does not hang the report."""
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ def line_of(text: str) -> int:
 
 
 # SyncBatchNorm refuses CPU modules, so the correct BatchNorm case here is frozen BatchNorm.
-@pytest.mark.parametrize("flags", [(), ("--batchnorm", "--frozen-bn")], ids=["plain", "frozen-batchnorm"])
+# Without a DistributedSampler but shuffled with a seed per rank, the ranks read different batches.
+@pytest.mark.parametrize(
+    "flags", [(), ("--batchnorm", "--frozen-bn"), ("--rank-seeded-shuffle",)], ids=["plain", "frozen-batchnorm", "rank-seeded-shuffle"]
+)
 def test_correct_ddp_with_set_epoch_and_ranks_in_sync_is_silent(tmp_path: Path, flags: tuple[str, ...]) -> None:
     status, findings, stderr = guarded_ddp(tmp_path, *flags)
     assert status == 0, stderr
@@ -44,6 +47,7 @@ def test_correct_ddp_with_set_epoch_and_ranks_in_sync_is_silent(tmp_path: Path, 
         ("--no-set-epoch", "TG502", 0, "for x, y in loader:", {"ranks": [0, 1], "sampler_epoch": 0}),
         ("--nudge", "TG801", 1, "optimizer.step()", {"differing_ranks": [1], "first_parameter": "module.0.weight", "checked_at_step": 0}),
         ("--batchnorm", "TG803", 0, "loss = F.cross_entropy(model(x), y)", {"ranks": [0, 1], "batchnorm_layers": ["module.1"]}),
+        ("--no-sampler", "TG804", 0, "for x, y in loader:", {"world_size": 2, "identical_steps": [0, 1], "batch_size": 8}),
     ],
 )
 def test_planted_distributed_bug_is_reported_once_for_the_job(tmp_path: Path, flag: str, code: str, status: int, line: str, evidence: dict) -> None:

@@ -170,10 +170,18 @@ class TorchLoad:
 
 @dataclass(slots=True)
 class LoaderBatch:
-    """A batch drawn from a DataLoader; `location` is where the loader was iterated."""
+    """A batch drawn from a DataLoader; `location` is where the loader was iterated.
+
+    `batch` is what the loader returned (handlers must not keep it); `indices` are the dataset
+    indices the loader's sampler chose for it, as the sampler gave them (read them with
+    `fingerprints.plain_indices`); None where the loader does not expose them (workers that may
+    return batches out of order).
+    """
 
     loader: torch.utils.data.DataLoader
     location: Location
+    batch: Any = None
+    indices: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,11 @@ class Thresholds:
     # rank 0 waits at most `desync_timeout` seconds for the other ranks' checksums.
     desync_every: int = 50
     desync_timeout: float = 5.0
+    # TG504: an evaluation loader that shares samples with the training loader is reported when
+    # the shared samples are at least this share of its samples (by index) or of the training
+    # rows fingerprinted on the first steps (by content): a few duplicate rows that two
+    # datasets share by chance stay below it.
+    leak_share: float = 0.05
 
     @classmethod
     def build(cls, values: Mapping[str, Any] | None = None) -> Thresholds:

@@ -1,8 +1,16 @@
-"""Data probe: which DataLoader each batch came from, and where the user iterated it."""
+"""Data probe: which DataLoader each batch came from, where the user iterated it, and which
+dataset indices the loader's sampler chose for it.
+
+The indices are taken where the iterator asks its sampler for them (`_next_index`). Worker
+processes are sent indices ahead of the batches they return (prefetching), so the probe keeps
+them in a queue per iterator; with `in_order=True` (the default) batches come back in the order
+their indices were sent, so the queue's head belongs to the batch being returned.
+"""
 
 from __future__ import annotations
 
 import weakref
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +40,12 @@ class DataProbe:
         self._patches = Patches()
         self._passes: weakref.WeakKeyDictionary[Any, _Pass] = weakref.WeakKeyDictionary()  # by iterator
         self._last_pass: weakref.WeakKeyDictionary[DataLoader, _Pass] = weakref.WeakKeyDictionary()
+        self._pending_indices: weakref.WeakKeyDictionary[Any, deque] = weakref.WeakKeyDictionary()  # by iterator
 
     def install(self) -> None:
         self._patches.replace(DataLoader, "__iter__", self._wrap_iter)
         self._patches.replace(_BaseDataLoaderIter, "__next__", self._wrap_next)
+        self._patches.replace(_BaseDataLoaderIter, "_next_index", self._wrap_next_index)
 
     def uninstall(self) -> None:
         self._patches.undo()
@@ -44,6 +54,11 @@ class DataProbe:
         probe = self
 
         def __iter__(loader: DataLoader) -> Any:
+            # Persistent workers reuse the loader's iterator, whose reset prefetches the next
+            # pass's indices: what was left queued from the last pass goes first.
+            reused = loader.__dict__.get("_iterator")
+            if reused is not None and reused in probe._pending_indices:
+                probe._pending_indices[reused].clear()
             iterator = original(loader)
             try:
                 probe._pass_started(loader, iterator)
@@ -59,24 +74,52 @@ class DataProbe:
         def __next__(iterator: Any) -> Any:
             batch = original(iterator)
             try:
-                probe._batch_drawn(iterator)
+                probe._batch_drawn(iterator, batch)
             except Exception as error:
                 probe.session.internal_error("data probe", error)
             return batch
 
         return __next__
 
+    def _wrap_next_index(self, original: Any) -> Any:
+        probe = self
+
+        def _next_index(iterator: Any) -> Any:
+            index = original(iterator)  # may raise StopIteration
+            try:
+                queue = probe._pending_indices.get(iterator)
+                if queue is None:
+                    queue = probe._pending_indices[iterator] = deque()
+                queue.append(index)
+            except Exception as error:
+                probe.session.internal_error("data probe", error)
+            return index
+
+        return _next_index
+
     def _pass_started(self, loader: DataLoader, iterator: Any) -> None:
         previous = self._last_pass.get(loader)
         started = self._last_pass[loader] = self._passes[iterator] = _Pass(weakref.ref(loader), user_location())
         self.session.emit("loader_iter", LoaderIterated(loader, started.location, None if previous is None else previous.batches))
 
-    def _batch_drawn(self, iterator: Any) -> None:
+    def _batch_drawn(self, iterator: Any, batch: Any) -> None:
         self.session.window.batches += 1
+        queue = self._pending_indices.get(iterator)
+        index = queue.popleft() if queue else None
         current = self._passes.get(iterator)
         if current is None:
             return
         current.batches += 1
         loader = current.loader()
         if loader is not None:
-            self.session.emit("loader_batch", LoaderBatch(loader, current.location))
+            self.session.emit("loader_batch", LoaderBatch(loader, current.location, batch, _sample_indices(iterator, index)))
+
+
+def _sample_indices(iterator: Any, index: Any) -> Any:
+    """The dataset indices of one batch as the sampler gave them (a batch sampler's sequence, or
+    one index without automatic batching), unconverted: handlers that use them read them with
+    `trainguard.runtime.fingerprints.plain_indices` on the batches they sample. None when the
+    batch's indices are unknown."""
+    if index is None or getattr(iterator, "_in_order", True) is False:
+        return None
+    return index if getattr(iterator, "_auto_collation", True) else [index]
