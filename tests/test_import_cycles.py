@@ -84,6 +84,8 @@ def test_the_runtime_package_has_no_import_cycle() -> None:
     assert {f"{PACKAGE}.detectors", f"{PACKAGE}.probes.modules", f"{PACKAGE}.context"} <= graph[f"{PACKAGE}.session"]
     assert f"{PACKAGE}.detectors" in graph[f"{PACKAGE}.detectors.stale_gradients"]
     assert cycles(graph) == []
+    # Components get a narrow context: only the in-code face (watch, install) knows the session.
+    assert {name for name, imported in graph.items() if f"{PACKAGE}.session" in imported} == {f"{PACKAGE}.api"}
 
 
 def test_a_cycle_through_several_modules_is_found() -> None:

@@ -23,6 +23,13 @@ from trainguard.runtime.state import OptimizerState, RootModule
 if TYPE_CHECKING:
     from torch.optim import Optimizer
 
+# Every optimizer step is observed in full for the first DETAILED_STEPS steps, then one step
+# window in every DETAILED_EVERY: global module hooks (which put every module call on PyTorch's
+# slow path) are installed only in those windows. Root-module, optimizer, loss and backward
+# observation is always on.
+DETAILED_STEPS = 20
+DETAILED_EVERY = 50
+
 
 @dataclass
 class Window:
@@ -50,7 +57,7 @@ class DetectorContext(Protocol):
 
     @property
     def detailed(self) -> bool:
-        """Whether this step is observed in full (see session.DETAILED_STEPS)."""
+        """Whether this step is observed in full (see DETAILED_STEPS)."""
 
     @property
     def window(self) -> Window: ...

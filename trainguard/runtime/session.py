@@ -4,7 +4,7 @@ guard's own faults and undoes it all.
 
 This module is the composition root: it alone builds the probes, detectors, components and
 reporters, and hands each the session typed as the narrow context it needs (runtime.context);
-nothing else of the runtime imports it but the in-code face (runtime.api) and the bootstrap.
+nothing else of the runtime imports it but the in-code face (runtime.api).
 
 `TRAINGUARD_DEBUG=events` traces to stderr every event emitted and the handlers that handled it;
 the choice is made when the session is built, so a session without it pays nothing.
@@ -25,7 +25,7 @@ from torch.optim import Optimizer
 from trainguard.findings import Finding, Severity
 from trainguard.runtime.callsite import Location, source_path
 from trainguard.runtime.config import GuardConfig
-from trainguard.runtime.context import ObserverContext, Window
+from trainguard.runtime.context import DETAILED_EVERY, DETAILED_STEPS, ObserverContext, Window
 from trainguard.runtime.detectors import load_detectors
 from trainguard.runtime.events import EVENTS, Finish, subscriptions
 from trainguard.runtime.measurements import Measurements
@@ -39,13 +39,6 @@ from trainguard.runtime.probes.warning_origin import WarningOrigin
 from trainguard.runtime.reporters import GuardStop, Reporter, reporters_for
 from trainguard.runtime.state import OptimizerState, RootModule
 from trainguard.suppression import find_suppressions, is_suppressed, statement_lines
-
-# Every optimizer step is observed in full for the first DETAILED_STEPS steps, then one step
-# window in every DETAILED_EVERY: global module hooks (which put every module call on PyTorch's
-# slow path) are installed only in those windows. Root-module, optimizer, loss and backward
-# observation is always on.
-DETAILED_STEPS = 20
-DETAILED_EVERY = 50
 
 DEBUG_VARIABLE = "TRAINGUARD_DEBUG"
 
