@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint-self clean
+.PHONY: demo test check bench lint-self clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests
+
+# Types (mypy over trainguard/) and lint (ruff over the repository), as configured in
+# pyproject.toml. `ruff format` is not enforced: most of the tree predates it.
+check: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py

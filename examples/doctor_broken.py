@@ -13,10 +13,9 @@ The data, loss and optimizer are the correct example's.
 from __future__ import annotations
 
 import torch
+from doctor_correct import CLASSES, FEATURES, make_blobs, setup_with
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
-from doctor_correct import CLASSES, FEATURES, make_blobs, setup_with
 
 
 class BrokenClassifier(nn.Module):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from trainguard.findings import Finding, Severity  # noqa: E402
-from trainguard.runtime.api import GuardStop, findings, unwatch, watch  # noqa: E402
+from trainguard.findings import Finding, Severity
+from trainguard.runtime.api import GuardStop, findings, unwatch, watch
 
 __all__ = ["FitConfig", "Finding", "GuardStop", "Severity", "__version__", "findings", "fit", "unwatch", "watch"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import import_module
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from trainguard import __version__
 from trainguard.output_paths import OutputPathError
@@ -28,7 +28,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's default prints usage and exits 2 too
+    def error(self, message: str) -> NoReturn:  # argparse's default prints usage and exits 2 too
         self.print_usage(sys.stderr)
         sys.stderr.write(f"trainguard: error: {message}\n")
         raise SystemExit(2)

@@ -8,7 +8,11 @@ from typing import Any
 
 
 class Severity(str, Enum):
-    """How bad a finding is; ordered so that `Severity.ERROR > Severity.WARNING`."""
+    """How bad a finding is, ordered by rank: `INFO < WARNING < ERROR`.
+
+    The members are strings (they are the report's values), so every comparison is defined here:
+    the str ones would order them alphabetically, making `ERROR < WARNING` true as well.
+    """
 
     INFO = "info"
     WARNING = "warning"
@@ -18,15 +22,25 @@ class Severity(str, Enum):
     def rank(self) -> int:
         return _SEVERITY_RANK[self]
 
-    def __ge__(self, other: object) -> bool:  # type: ignore[override]
+    def __lt__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
-        return self.rank >= other.rank
+        return self.rank < other.rank
 
-    def __gt__(self, other: object) -> bool:  # type: ignore[override]
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
         if not isinstance(other, Severity):
             return NotImplemented
         return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
 
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}

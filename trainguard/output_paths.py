@@ -52,7 +52,7 @@ def check_output_folder(path: str | Path | None, option: str) -> None:
     _check_creatable(target, option, str(path))
 
 
-def write_output(path: str | Path, write: Callable[[Path], None], verb: str, what: str) -> bool:
+def write_output(path: str | Path, write: Callable[[Path], object], verb: str, what: str) -> bool:
     """Create `path`'s folder and call `write(path)`; if that fails, say so on stderr in one
     sentence and return False instead of raising (the caller keeps its summary and exit status)."""
     target = Path(path)

@@ -8,13 +8,13 @@ import pkgutil
 from collections.abc import Iterable
 from typing import TypeVar
 
-T = TypeVar("T", bound=type)
+T = TypeVar("T")
 
 
-def subclasses_in(package: str, path: Iterable[str], base: T, marker: str) -> list[T]:
+def subclasses_in(package: str, path: Iterable[str], base: type[T], marker: str) -> list[type[T]]:
     """Every subclass of `base` defined in the modules of `package` whose class body sets `marker`
     (abstract intermediates and imported names are left out)."""
-    found: list[T] = []
+    found: list[type[T]] = []
     for info in pkgutil.iter_modules(path):
         module = importlib.import_module(f"{package}.{info.name}")
         for value in vars(module).values():

@@ -31,11 +31,10 @@ def run_rules(args: argparse.Namespace) -> int:
     console = make_console(sys.stdout)
     if args.rule is None:
         if args.format == "json":
-            rows = [_record(rule) for rule in RULES]
-            print(json.dumps(rows, indent=2))
+            print(json.dumps([_record(rule) for rule in RULES], indent=2))
             return 0
         header = ("code", "slug", "severity", "where", "detects")
-        rows = [(r.code, r.slug, r.severity.value, r.where, r.summary) for r in RULES]
+        rows: list[tuple[str, ...]] = [(r.code, r.slug, r.severity.value, r.where, r.summary) for r in RULES]
         if console.is_terminal:
             table = Table(box=None, pad_edge=False, header_style="bold")
             for column in header:

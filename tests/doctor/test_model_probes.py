@@ -14,9 +14,8 @@ from torch.nn import functional
 from tests.doctor.setups import CLASSES, FEATURES, MLP, make_setup, probe, rules
 from trainguard.doctor import Verdict, run_probes, select_probes
 from trainguard.doctor.compare import differ
-from trainguard.doctor.setup import LoadedTarget
 from trainguard.doctor.places import place_of
-
+from trainguard.doctor.setup import LoadedTarget
 
 # --- registration ---------------------------------------------------------------------------------
 

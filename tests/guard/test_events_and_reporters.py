@@ -16,10 +16,11 @@ import trainguard
 from trainguard.findings import Finding
 from trainguard.runtime import detectors as detectors_package
 from trainguard.runtime.api import GuardStop
+from trainguard.runtime.config import GuardConfig
 from trainguard.runtime.detectors import Detector, load_detectors
 from trainguard.runtime.events import EVENTS, PER_STEP, StepMeasured, UnknownEventError, subscribed_events
 from trainguard.runtime.reporters import Reporter
-from trainguard.runtime.session import GuardConfig, GuardSession
+from trainguard.runtime.session import GuardSession
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -29,7 +29,8 @@ def _train(guarded: bool, steps: int = 12) -> dict[str, torch.Tensor]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3)
     scaler = torch.amp.GradScaler("cpu")
-    handle = trainguard.watch(echo=False) if guarded else None
+    if guarded:
+        trainguard.watch(echo=False)
     try:
         step = 0
         while step < steps:

@@ -59,7 +59,6 @@ def test_metrics_stream_records_steps_and_evaluations(tmp_path: Path) -> None:
 
 
 def test_tensorboard_scalars(tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     digits_run(lr=0.1, epochs=1, watch={"tensorboard": str(tmp_path)})

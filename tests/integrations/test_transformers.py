@@ -9,20 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+import torch.nn.functional as F
+import transformers
+from torch import nn
+from torch.utils.data import Dataset
 
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("accelerate")  # the Trainer needs it
+from trainguard.integrations.transformers import LOGGER, TrainguardCallback
+from trainguard.runtime.api import active_session
+from trainguard.runtime.callsite import display_path
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
-
-from trainguard.integrations.transformers import LOGGER, TrainguardCallback  # noqa: E402
-from trainguard.runtime.api import active_session  # noqa: E402
-from trainguard.runtime.callsite import display_path  # noqa: E402
-
-from .expect import assert_one_error_logged_and_reported, line_of, records_of  # noqa: E402
+from .expect import assert_one_error_logged_and_reported, line_of, records_of
 
 THIS_FILE = display_path(__file__)  # as findings show it
 

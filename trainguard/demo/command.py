@@ -17,8 +17,6 @@ from trainguard.runtime import launcher
 from trainguard.runtime.launcher import RunResult
 
 
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="show the guard end to end on a small built-in task (offline, < 1 min)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per run (default 5)")

@@ -37,7 +37,8 @@ def main() -> None:
 
     torch.manual_seed(0)
     train_loader = DataLoader(make_digits(2000, seed=1), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
-    val_loader = DataLoader(make_digits(500, seed=2), batch_size=256)
+    val_data = make_digits(500, seed=2)
+    val_loader = DataLoader(val_data, batch_size=256)
     model = DigitClassifier()
     loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -56,7 +57,7 @@ def main() -> None:
         with torch.no_grad():
             for images, labels in val_loader:
                 correct += (model(images).argmax(dim=1) == labels).sum().item()
-        accuracy = correct / len(val_loader.dataset)
+        accuracy = correct / len(val_data)
         print(f"epoch {epoch + 1}: train loss {loss.item():.3f}, validation accuracy {accuracy:.1%}")
     if args.result:
         with open(args.result, "w", encoding="utf-8") as out:

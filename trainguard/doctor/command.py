@@ -108,8 +108,8 @@ def run_doctor(args: argparse.Namespace) -> int:
     if args.report:
         write_output(args.report, lambda path: write_report(path, report), "doctor", "the report")
     for path, render, what in ((args.markdown, render_markdown, "the Markdown report"), (args.html, render_html, "the HTML report")):
-        if path:
-            write_output(path, lambda target: target.write_text(render(report), encoding="utf-8"), "doctor", what)
+        if path:  # write_output calls the lambda at once, while `render` is this iteration's
+            write_output(path, lambda target: target.write_text(render(report), encoding="utf-8"), "doctor", what)  # noqa: B023
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:

@@ -79,9 +79,9 @@ class Probe:
 
     name: str
     title: str
-    run: Callable[["ProbeContext"], Outcome]
+    run: Callable[[ProbeContext], Outcome]
     requires: Requirement = "loss"
-    applies: Callable[["ProbeContext"], str | None] = lambda context: None
+    applies: Callable[[ProbeContext], str | None] = lambda context: None
 
 
 @dataclass

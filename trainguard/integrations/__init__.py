@@ -20,8 +20,7 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from types import ModuleType
-from typing import ClassVar, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 from trainguard.catalogue import RuleSelection, split_names
 from trainguard.console import format_finding
@@ -34,8 +33,9 @@ from trainguard.runtime.thresholds import Thresholds
 _LOG_LEVELS = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING, Severity.INFO: logging.INFO}
 
 
-def require(module: str, package: str, integration: str) -> ModuleType:
-    """Import `module`, or raise an ImportError that names the pip package to install."""
+def require(module: str, package: str, integration: str) -> Any:
+    """Import `module`, or raise an ImportError that names the pip package to install (typed Any:
+    its classes, such as a trainer's callback base, are known only once it is imported)."""
     try:
         return importlib.import_module(module)
     except ImportError as error:

@@ -62,7 +62,10 @@ def prevented_rules(automatic_optimization: bool) -> dict[str, str]:
     return {**PREVENTED_ALWAYS, **(PREVENTED_AUTOMATIC if automatic_optimization else {})}
 
 
-class TrainguardCallback(TrainerGuard, _pl.Callback):
+_Callback: Any = _pl.Callback  # a base mypy can name (the module is imported at run time)
+
+
+class TrainguardCallback(TrainerGuard, _Callback):
     """Runs the trainguard runtime guard while a Lightning Trainer fits, validates or tests.
 
     Arguments: see `trainguard.integrations.TrainerGuard` (`report=PATH`, `include_prevented`,

@@ -36,14 +36,16 @@ its loss inside the library, so its findings point at the user's `trainer.train(
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, cast
 
 from trainguard.integrations import TrainerGuard, require
 
 _transformers = require("transformers", "transformers", "trainguard.integrations.transformers")
 from transformers.utils import logging as _hf_logging  # noqa: E402
 
-LOGGER = _hf_logging.get_logger("transformers.integrations.trainguard")
+# A logging.Logger, which transformers types as a protocol of its own.
+LOGGER = cast(logging.Logger, _hf_logging.get_logger("transformers.integrations.trainguard"))
 
 # The rules the Trainer takes care of: see the module docstring.
 PREVENTED = {
@@ -56,7 +58,10 @@ PREVENTED = {
 }
 
 
-class TrainguardCallback(TrainerGuard, _transformers.TrainerCallback):
+_Callback: Any = _transformers.TrainerCallback  # a base mypy can name (the module is imported at run time)
+
+
+class TrainguardCallback(TrainerGuard, _Callback):
     """Runs the trainguard runtime guard while a Hugging Face Trainer trains.
 
     Arguments: see `trainguard.integrations.TrainerGuard` (`report=PATH`, `include_prevented`,

@@ -50,9 +50,9 @@ def run_lint(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     check_output_file(args.report, "--report")
     result = lint_paths(paths, config)
-    for error in result.errors:
-        place = f"{error.path}:{error.line}" if error.line else error.path
-        sys.stderr.write(f"trainguard lint: cannot lint {place}: {error.message}\n")
+    for failure in result.errors:
+        place = f"{failure.path}:{failure.line}" if failure.line else failure.path
+        sys.stderr.write(f"trainguard lint: cannot lint {place}: {failure.message}\n")
     WRITERS[args.format](result, sys.stdout)
     if args.report:
         write_output(args.report, lambda path: write_report(path, lint_report(result)), "lint", "the report")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ast
 import fnmatch
-from functools import lru_cache
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 

@@ -18,7 +18,7 @@ import ast
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any, Callable, Iterable
 
 from trainguard.lint import events as ev
@@ -121,7 +121,7 @@ class Interpreter:
         self.rules = list(rules)
         self.handlers: dict[str, list[Callable]] = defaultdict(list)
         for rule in self.rules:
-            for event in _handled_events(type(rule)):
+            for event in _handled_events(rule.__class__):
                 self.handlers[event].append(getattr(rule, f"on_{event}"))
         self.budget = budget
         self.state = State()
@@ -299,7 +299,7 @@ class Interpreter:
             if self.state is None:
                 self.state = start
                 self.block(node.finalbody)
-                self.state = None  # type: ignore[assignment]
+                self.state = None
             else:
                 self.block(node.finalbody)
 
@@ -434,12 +434,6 @@ class Interpreter:
         return unknown()
 
     def expr_Constant(self, node: ast.Constant) -> frozenset:
-        return _UNKNOWN
-
-    def expr_Compare(self, node: ast.Compare) -> frozenset:
-        self.eval(node.left)
-        for comparator in node.comparators:
-            self.eval(comparator)
         return _UNKNOWN
 
     def expr_BoolOp(self, node: ast.BoolOp) -> frozenset:
@@ -1318,7 +1312,7 @@ def _params_in(values: Iterable[Any]) -> Params | None:
     return Params(frozenset(sources)) if found else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _handled_events(rule_class: type) -> tuple[str, ...]:
     """The events a rule class subscribes to: its `on_<event>` methods."""
     return tuple(name[3:] for name in dir(rule_class) if name.startswith("on_"))

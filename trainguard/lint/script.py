@@ -6,10 +6,10 @@ import ast
 import bisect
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from collections.abc import Iterator
 
 from trainguard.lint.names import ImportMap
 from trainguard.lint.vocabulary import (

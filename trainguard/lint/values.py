@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import AbstractSet, Any, Callable, Iterable, Iterator
 
 # "Could be anything": a member of a value set or of a state fact that makes every must-check fail.
 TOP = "<top>"
@@ -84,7 +84,7 @@ def merge_tensors(values: Iterable[Value], keep_tags: bool = False) -> Tensor:
     return Tensor(tags=tags, origins=origins, graph=any(t.graph for t in found))
 
 
-def must_all(values: frozenset, predicate) -> bool:  # type: ignore[no-untyped-def]
+def must_all(values: frozenset, predicate: Callable[[Any], bool]) -> bool:
     """True when the set is non-empty, has no TOP, and every member satisfies `predicate`."""
     return bool(values) and TOP not in values and all(predicate(v) for v in values)
 
@@ -123,7 +123,7 @@ class State:
         """The fact certainly holds: it is the only possibility."""
         return self.facts.get(key) == frozenset((fact,))
 
-    def forget(self, forgotten: set[Thing]) -> None:
+    def forget(self, forgotten: AbstractSet[Thing]) -> None:
         """Unseen code may have used these objects: everything known about them is now unknown."""
         top = unknown()
         for key in self.facts:

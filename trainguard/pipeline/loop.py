@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -164,7 +164,7 @@ def _fit(model: torch.nn.Module, loss_fn: Callable[[Any, Any], torch.Tensor], op
 
     training_model = ranks.wrap(model, device)  # after loading: DDP starts from the restored weights
     if config.compile:  # around DDP, as PyTorch recommends; `model` keeps its own state_dict keys
-        training_model = torch.compile(training_model)
+        training_model = cast(torch.nn.Module, torch.compile(training_model))  # an OptimizedModule; stubs say callable
     batches = batches_per_epoch(train_data, config.batch_size, ranks.world)  # type: ignore[arg-type]
     total_steps = config.total_steps(len(train_data), ranks.world)  # type: ignore[arg-type]
     params = [p for group in optimizer.param_groups for p in group["params"]]

@@ -4,7 +4,7 @@ them loads with `torch.load(weights_only=True)` (numpy's state, as numpy returns
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -33,7 +33,9 @@ def capture_rng() -> dict[str, Any]:
         import numpy
     except ImportError:
         return state
-    kind, keys, position, has_gauss, cached_gaussian = numpy.random.get_state()
+    # The legacy tuple, numpy's default for the global generator (its stubs type the default as a dict).
+    legacy = cast("tuple[str, Any, int, int, float]", numpy.random.get_state())
+    kind, keys, position, has_gauss, cached_gaussian = legacy
     state["numpy"] = {
         "kind": str(kind),
         "keys": torch.from_numpy(keys.astype(numpy.int64)),

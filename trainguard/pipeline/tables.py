@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch.utils.data import TensorDataset
@@ -81,7 +81,7 @@ def _read_parquet(path: Path, task: TaskSection) -> list[Row]:
     return _nonempty(path, [_row(record, f"{path} row {index}", task) for index, record in enumerate(records, 1)])
 
 
-def _check_columns(path: Path, columns: list[str], task: TaskSection) -> None:
+def _check_columns(path: Path, columns: Sequence[str], task: TaskSection) -> None:
     for column in [*task.features, task.target]:  # type: ignore[misc]
         if column not in columns:
             raise ConfigError(f"{path} has no column {column!r} (its columns: {', '.join(columns) or 'none'})")

@@ -13,6 +13,7 @@ sentence naming the key.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -21,10 +22,10 @@ from typing import Any, Literal
 
 from trainguard.pipeline.settings import ConfigError, FitConfig, check_range
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (a dependency there)
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10: the same parser, from PyPI (a dependency there)
+    import tomli as tomllib
 
 
 @dataclass(frozen=True)

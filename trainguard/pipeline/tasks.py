@@ -43,6 +43,7 @@ def build_task(config: TrainConfig, total_steps: Callable[[int], int], device: t
     """
     if config.task.kind == "factory":
         return _from_factory(config.task.factory, config.base, device)  # type: ignore[arg-type]
+    val_data: TensorDataset | None
     if config.task.kind == "digits":
         from trainguard.demo.digits import make_digits
 

@@ -10,21 +10,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from trainguard.findings import Finding
+from trainguard.runtime.reporters import GuardStop
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardConfig, GuardSession
+    from trainguard.runtime.config import GuardConfig
+    from trainguard.runtime.session import GuardSession
 
-
-class GuardStop(BaseException):
-    """Raised into the user's run by `strict=True` at the first error finding.
-
-    A BaseException (like KeyboardInterrupt) so that a user's `except Exception:` does not
-    swallow it.
-    """
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(f"{finding.code} {finding.rule}: {finding.message}")
-        self.finding = finding
+__all__ = ["GuardStop", "Watch", "active_session", "findings", "install", "unwatch", "watch"]
 
 
 _active: GuardSession | None = None
@@ -69,7 +61,7 @@ def watch(
     guard is already installed (e.g. under `trainguard run`), the existing one is returned and
     leaving the `with` block does not uninstall it.
     """
-    from trainguard.runtime.session import GuardConfig
+    from trainguard.runtime.config import GuardConfig
 
     config = GuardConfig.build(
         select=select, ignore=ignore, strict=strict, echo=echo,

@@ -7,6 +7,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass
 from importlib.util import find_spec
+from types import FrameType
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ _user_paths: dict[object, str | None] = {}
 
 def user_location(skip: int = 1) -> Location:
     """The innermost frame (from the caller outward) whose file is user code."""
-    frame = sys._getframe(skip)
+    frame: FrameType | None = sys._getframe(skip)
     while frame is not None:
         code = frame.f_code
         try:

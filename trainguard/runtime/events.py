@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from types import MethodType
+from typing import TYPE_CHECKING, Any
 
 from trainguard.runtime.callsite import Location
 
@@ -24,8 +25,7 @@ if TYPE_CHECKING:
     import torch
     from torch.optim import Optimizer
 
-    from trainguard.runtime.probes.modules import RootModule
-    from trainguard.runtime.probes.optimizers import OptimizerState
+    from trainguard.runtime.state import OptimizerState, RootModule
 
 
 class ReachFlag:
@@ -343,6 +343,6 @@ def subscribed_events(cls: type) -> list[str]:
     return names
 
 
-def subscriptions(subscriber: object) -> dict[str, Callable[[Any], None]]:
+def subscriptions(subscriber: object) -> dict[str, MethodType]:
     """The bound event handlers of `subscriber`, by event name (checked as `subscribed_events`)."""
     return {name: getattr(subscriber, HANDLER_PREFIX + name) for name in subscribed_events(type(subscriber))}

@@ -25,7 +25,9 @@ from trainguard.runtime.callsite import UNKNOWN, Location
 from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall, StepMeasured, StepStart
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from typing_extensions import TypeIs  # (typing's own from Python 3.13)
+
+    from trainguard.runtime.context import DetectorContext, ObserverContext
 
 @dataclass
 class _Sum:
@@ -91,7 +93,7 @@ class _SteadyLosses:
 class Measurements:
     """Session component that turns steps and loss calls into `measured` / `evaluated` events."""
 
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: ObserverContext) -> None:
         self.session = session
         self._train = _Sum()
         self._backward = _Sum()  # the values backward() was called on, for steps without a loss function
@@ -183,15 +185,15 @@ class Measurements:
         norms: dict[str, float] = {}
         sizes: dict[str, int] = {}
         for group in by_device.values():
-            values = torch.stack(norms_of([grad for _, grad in group])).tolist()
-            for (param, _), value in zip(group, values):
+            group_norms = torch.stack(norms_of([grad for _, grad in group])).tolist()
+            for (param, _), value in zip(group, group_norms):
                 name = self._names.get(id(param), f"param{len(norms)}")
                 norms[name] = value
                 sizes[name] = param.numel()
         return norms, sizes
 
 
-def parameter_names(session: GuardSession) -> dict[int, str]:
+def parameter_names(session: DetectorContext) -> dict[int, str]:
     """Parameter id -> name, from the models the guard has seen."""
     names: dict[int, str] = {}
     for root in list(session.roots.values()):
@@ -241,6 +243,6 @@ def first_nonfinite(named: list[tuple[str, torch.Tensor]]) -> str | None:
     return None
 
 
-def finite(value: float | None) -> bool:
+def finite(value: float | None) -> TypeIs[float]:
     return value is not None and math.isfinite(value)
 

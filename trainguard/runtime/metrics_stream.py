@@ -18,7 +18,7 @@ from trainguard.runtime.measurements import norm_of
 from trainguard.tensorboard import summary_writer
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import ObserverContext
 
 # The update-to-weight ratio is computed over at most this many parameter tensors (the largest):
 # it needs a copy of them from before the step.
@@ -28,7 +28,7 @@ UPDATE_RATIO_TENSORS = 32
 class MetricsStream:
     """Session component writing `measured` / `evaluated` events as JSON lines (+ TensorBoard)."""
 
-    def __init__(self, session: GuardSession, path: str | None, tensorboard_dir: str | None) -> None:
+    def __init__(self, session: ObserverContext, path: str | None, tensorboard_dir: str | None) -> None:
         self.session = session
         self._file = open(path, "a", encoding="utf-8") if path else None
         self._tensorboard = _tensorboard_writer(tensorboard_dir) if tensorboard_dir else None

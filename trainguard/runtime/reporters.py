@@ -15,10 +15,21 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from trainguard.findings import Finding, Severity
-from trainguard.runtime.api import GuardStop
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardConfig
+    from trainguard.runtime.config import GuardConfig
+
+
+class GuardStop(BaseException):
+    """Raised into the user's run by `strict=True` at the first error finding.
+
+    A BaseException (like KeyboardInterrupt) so that a user's `except Exception:` does not
+    swallow it.
+    """
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(f"{finding.code} {finding.rule}: {finding.message}")
+        self.finding = finding
 
 
 class Reporter:

@@ -2,6 +2,10 @@
 findings, reporters subscribe to the findings, and the session keeps the findings, contains the
 guard's own faults and undoes it all.
 
+This module is the composition root: it alone builds the probes, detectors, components and
+reporters, and hands each the session typed as the narrow context it needs (runtime.context);
+nothing else of the runtime imports it but the in-code face (runtime.api).
+
 `TRAINGUARD_DEBUG=events` traces to stderr every event emitted and the handlers that handled it;
 the choice is made when the session is built, so a session without it pays nothing.
 """
@@ -13,29 +17,28 @@ import os
 import sys
 import traceback
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from types import MethodType
+from typing import Any, Callable
 
-from trainguard.catalogue import RuleSelection
+from torch.optim import Optimizer
+
 from trainguard.findings import Finding, Severity
-from trainguard.runtime.api import GuardStop
 from trainguard.runtime.callsite import Location, source_path
-from trainguard.runtime.events import EVENTS, BackwardCall, ForwardCall, Finish, subscriptions
+from trainguard.runtime.config import GuardConfig
+from trainguard.runtime.context import FULL_STEPS, WINDOW_EVERY, ObserverContext, Window
+from trainguard.runtime.detectors import load_detectors
+from trainguard.runtime.events import EVENTS, Finish, subscriptions
 from trainguard.runtime.measurements import Measurements
 from trainguard.runtime.metrics_stream import MetricsStream
-from trainguard.runtime.reporters import Reporter, reporters_for
-from trainguard.runtime.thresholds import Thresholds
+from trainguard.runtime.probes import Probe
+from trainguard.runtime.probes.data import DataProbe
+from trainguard.runtime.probes.functions import FunctionProbe
+from trainguard.runtime.probes.modules import ModuleProbe
+from trainguard.runtime.probes.optimizers import OptimizerProbe
+from trainguard.runtime.probes.warning_origin import WarningOrigin
+from trainguard.runtime.reporters import GuardStop, Reporter, reporters_for
+from trainguard.runtime.state import OptimizerState, RootModule
 from trainguard.suppression import find_suppressions, is_suppressed, statement_lines
-
-# The guard observes in tiers (docs/runtime.md, "When each rule looks"). A detailed step is
-# observed in full: events, detectors, global module hooks, measurements (the only steps where
-# the guard reads device values). Detailed are the first FULL_STEPS optimizer steps, one step in
-# every WINDOW_EVERY after them, and any step in which a phase begins (a model called in a new
-# mode, an evaluation, a resume, a new optimizer or data loader). Every other step is the steady
-# state: O(1) Python per call, no module hooks, no host reads; losses are summed on their device
-# and read at the next detailed step.
-FULL_STEPS = 20
-WINDOW_EVERY = 25
 
 DEBUG_VARIABLE = "TRAINGUARD_DEBUG"
 
@@ -45,59 +48,16 @@ def debug_topics() -> set[str]:
     return {topic.strip() for topic in os.environ.get(DEBUG_VARIABLE, "").split(",") if topic.strip()}
 
 
-@dataclass(frozen=True)
-class GuardConfig:
-    selection: RuleSelection
-    strict: bool = False
-    echo: bool = True
-    rank: int | None = None
-    # `trainguard run` passes a JSON-lines file (reporters.FindingsStream).
-    stream_path: str | None = None
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    metrics_path: str | None = None
-    tensorboard_dir: str | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        select: str | Iterable[str] | None = None,
-        ignore: str | Iterable[str] | None = None,
-        strict: bool = False,
-        echo: bool = True,
-        rank: int | None = None,
-        stream_path: str | None = None,
-        thresholds: Mapping[str, Any] | None = None,
-        metrics_path: str | None = None,
-        tensorboard_dir: str | None = None,
-    ) -> GuardConfig:
-        return cls(
-            RuleSelection.build(select, ignore), strict, echo, rank, stream_path,
-            Thresholds.build(thresholds), metrics_path, tensorboard_dir,
-        )
-
-
-@dataclass
-class Window:
-    """What happened since the last optimizer step (of any optimizer)."""
-
-    batches: int = 0
-    forwards: list[ForwardCall] = field(default_factory=list)
-    backwards: list[BackwardCall] = field(default_factory=list)
-
-    def reset(self) -> None:
-        self.batches = 0
-        self.forwards.clear()
-        self.backwards.clear()
+def make_probes(session: ObserverContext) -> list[Probe]:
+    """The probes, in the order they are installed."""
+    modules = ModuleProbe(session)
+    return [WarningOrigin(session), OptimizerProbe(session), modules, FunctionProbe(session, modules), DataProbe(session)]
 
 
 class GuardSession:
     """Installs probes and detectors, dispatches events, collects findings."""
 
     def __init__(self, config: GuardConfig) -> None:
-        from trainguard.runtime.detectors import load_detectors
-        from trainguard.runtime.probes import make_probes
-
         self.config = config
         self.step = 0
         self.steps_taken = 0  # optimizer steps of all optimizers
@@ -106,8 +66,8 @@ class GuardSession:
         # Called when a steady-state step begins: probes take off what only detailed steps need.
         self.steady_begins: list[Callable[[], None]] = []
         # Shared with the probes that fill them: the models seen, and every optimizer made.
-        self.roots: dict[int, Any] = {}
-        self.optimizer_states: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self.roots: dict[int, RootModule] = {}
+        self.optimizer_states: weakref.WeakKeyDictionary[Optimizer, OptimizerState] = weakref.WeakKeyDictionary()
         self._findings: dict[tuple, Finding] = {}
         # Per source file: line -> codes silenced there, and line -> its statement's lines.
         self._suppressions: dict[str, tuple[dict[int, set[str]], dict[int, tuple[int, int]]]] = {}
@@ -124,7 +84,7 @@ class GuardSession:
             components.append(self.measurements)
         if config.metrics_path or config.tensorboard_dir:
             components.append(MetricsStream(self, config.metrics_path, config.tensorboard_dir))
-        self._handlers: dict[str, list[Callable[[Any], None]]] = {name: [] for name in EVENTS}
+        self._handlers: dict[str, list[MethodType]] = {name: [] for name in EVENTS}
         for subscriber in components + self.detectors:
             for name, handler in subscriptions(subscriber).items():
                 self._handlers[name].append(handler)

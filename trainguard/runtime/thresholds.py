@@ -67,7 +67,7 @@ class Thresholds:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown threshold {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        converted = {}
+        converted: dict[str, Any] = {}  # int or float, as each field is declared
         for name, value in values.items():
             try:
                 number = (int if known[name] == "int" else float)(value)

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, Subse
 
 from trainguard.doctor.batches import collate, forward, read_samples, tensors_in
 from trainguard.doctor.context import ProbeContext
-from trainguard.doctor.probe import Outcome, Probe, Table, make_finding
 from trainguard.doctor.losses import loss_kind
+from trainguard.doctor.probe import Outcome, Probe, Table, make_finding
 from trainguard.doctor.setup import describe_error
 from trainguard.findings import Finding, Severity
 
@@ -158,8 +158,9 @@ def shuffles(loader: DataLoader) -> bool | None:
     return shuffle if isinstance(shuffle, bool) else None
 
 
-def _order(context: ProbeContext) -> tuple[list[Finding], dict[str, object]]:
-    findings, evidence = [], {}
+def _order(context: ProbeContext) -> tuple[list[Finding], dict[str, bool | None]]:
+    findings: list[Finding] = []
+    evidence: dict[str, bool | None] = {}
     for role, data in (("train", context.setup.train_data), ("val", context.setup.val_data)):
         if data is None:
             continue

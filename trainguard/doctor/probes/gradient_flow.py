@@ -11,6 +11,7 @@ every report, and the HTML page charts it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -30,7 +31,7 @@ def layer_norms(model: torch.nn.Module) -> dict[str, dict[str, float | int | Non
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        row = layers.setdefault(_layer(name), {"parameters": 0, "grad_norm": None, "weight_norm": 0.0})
+        row: dict[str, Any] = layers.setdefault(_layer(name), {"parameters": 0, "grad_norm": None, "weight_norm": 0.0})
         row["parameters"] += parameter.numel()
         row["weight_norm"] = math.hypot(row["weight_norm"], float(parameter.detach().float().norm()))
         if parameter.grad is not None:

@@ -13,7 +13,7 @@ eager training consumes, the input pipeline is the bottleneck: a warning, with t
 from __future__ import annotations
 
 import time
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, cast
 
 import torch
 from torch.utils.data import DataLoader
@@ -69,7 +69,8 @@ def _loader_step(data: DataLoader | object) -> Callable[[], int]:
 def _training_step(context: ProbeContext, batch: Batch, precision: ContextManager[object] | None, compile_model: bool) -> Callable[[], int]:
     model = context.fresh_model()
     optimizer = context.fresh_optimizer(model)
-    runnable = torch.compile(model) if compile_model else model
+    # torch.compile of a module is a module (an OptimizedModule); its stubs say only "callable".
+    runnable = cast(torch.nn.Module, torch.compile(model)) if compile_model else model
     count = sample_count(batch[0])
 
     def step() -> int:
@@ -91,9 +92,13 @@ def _modes(context: ProbeContext, batch: Batch) -> list[tuple[str, Callable[[], 
     modes: list[tuple[str, Callable[[], Callable[[], int]]]] = [("eager fp32", lambda: _training_step(context, batch, None, False))]
     for dtype in dtypes:
         name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-        modes.append((f"autocast {name}", lambda dtype=dtype: _training_step(context, batch, torch.autocast(device.type, dtype=dtype), False)))
+        modes.append((f"autocast {name}", _autocast_mode(context, batch, dtype)))
     modes.append(("torch.compile", lambda: _training_step(context, batch, None, True)))
     return modes
+
+
+def _autocast_mode(context: ProbeContext, batch: Batch, dtype: torch.dtype) -> Callable[[], Callable[[], int]]:
+    return lambda: _training_step(context, batch, torch.autocast(context.device.type, dtype=dtype), False)
 
 
 def _outcome(context: ProbeContext, rows: list[list[object]], rates: dict[str, float], batch_size: int) -> Outcome:

@@ -59,6 +59,12 @@ class LintRule:
         self.reporter.report(code, node, message, evidence or {}, severity)
 
 
+def line_of(node: ast.AST | None) -> int:
+    """The line of a node the interpreter keeps as a plain `ast.AST` (a loop around an event, where
+    a Thing was made), for messages and evidence; 0 when it has none."""
+    return int(getattr(node, "lineno", 0))
+
+
 def in_test_code(ctx: Interpreter) -> bool:
     """Test code (files under tests/, test_*.py, *_test.py, test_* functions) exercises objects on
     purpose: a minimal legacy checkpoint, a direct call of forward() on a freshly built model."""

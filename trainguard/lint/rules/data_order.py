@@ -11,7 +11,7 @@ outer (epoch) loop, and the file never calls set_epoch. Reported at the `for` li
 from __future__ import annotations
 
 from trainguard.lint.interpreter import Interpreter
-from trainguard.lint.rules import LintRule
+from trainguard.lint.rules import LintRule, line_of
 from trainguard.lint.values import Thing, things
 
 
@@ -54,17 +54,17 @@ class DataOrder(LintRule):
                     self.report(
                         "TG501",
                         loop,
-                        f"the training loop reads {loader.name} (the DataLoader of line {loader.node.lineno}) in the "
+                        f"the training loop reads {loader.name} (the DataLoader of line {line_of(loader.node)}) in the "
                         f"same order every epoch: it has no shuffle=True and no sampler",
-                        evidence={"loader_line": loader.node.lineno},
+                        evidence={"loader_line": line_of(loader.node)},
                     )
                 for sampler in things(samplers or (), "sampler"):
                     if entry.loops and sampler.facts.get("shuffle") is not False and "set_epoch" not in ctx.script.attribute_names:
                         self.report(
                             "TG502",
                             loop,
-                            f"{loader.name} reads a DistributedSampler (line {sampler.node.lineno}) whose set_epoch() is "
+                            f"{loader.name} reads a DistributedSampler (line {line_of(sampler.node)}) whose set_epoch() is "
                             f"never called: it shuffles with the same seed, so every epoch of the loop at line "
-                            f"{entry.loops[-1].lineno} sees one fixed order",
-                            evidence={"sampler_line": sampler.node.lineno, "epoch_loop_line": entry.loops[-1].lineno},
+                            f"{line_of(entry.loops[-1])} sees one fixed order",
+                            evidence={"sampler_line": line_of(sampler.node), "epoch_loop_line": line_of(entry.loops[-1])},
                         )

@@ -14,7 +14,7 @@ import ast
 
 from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
-from trainguard.lint.rules import LintRule
+from trainguard.lint.rules import LintRule, line_of
 from trainguard.lint.values import Tensor, Thing, must_all, things
 
 KEY = "TG204"
@@ -34,7 +34,7 @@ class GraphRetained(LintRule):
     # Outputs carry a graph only where grad mode is known to be on: the module's trace, or these.
     triggers = (frozenset(("step", "enable_grad")), frozenset(("step", "set_grad_enabled")))
 
-    def __init__(self, reporter) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, reporter) -> None:
         super().__init__(reporter)
         self.candidates: list[tuple[ev.Keep, tuple[ast.AST, ...]]] = []
         self.survivors: set[ast.AST] = set()  # keep nodes reached while the keeper held values from before a step
@@ -72,5 +72,5 @@ class GraphRetained(LintRule):
                     event.node,
                     f"{event.keeper} keeps a tensor that still holds its autograd graph across training steps: "
                     f"every step's graph stays in memory",
-                    evidence={"kept_in": event.keeper, "loop_line": loop.lineno},
+                    evidence={"kept_in": event.keeper, "loop_line": line_of(loop)},
                 )

@@ -8,7 +8,7 @@ passes the literal `retain_graph=True`.
 from __future__ import annotations
 
 from trainguard.lint.interpreter import Interpreter
-from trainguard.lint.rules import LintRule
+from trainguard.lint.rules import LintRule, line_of
 
 
 class RetainGraphInLoop(LintRule):
@@ -31,5 +31,5 @@ class RetainGraphInLoop(LintRule):
                     entry.event.node,
                     "backward(retain_graph=True) on every step of the training loop: each step's graph (and its "
                     "saved activations) stays alive, so memory grows or a stale graph is reused",
-                    evidence={"loop_line": loop.lineno},
+                    evidence={"loop_line": line_of(loop)},
                 )

@@ -50,7 +50,7 @@ class SchedulerBeforeOptimizer(LintRule):
         """Only a file that names a scheduler (`lr_scheduler`, `get_..._schedule...`, `SWALR`) makes one."""
         return cls.triggers if "chedul" in script.source or "SWALR" in script.source else ()
 
-    def __init__(self, reporter) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, reporter) -> None:
         super().__init__(reporter)
         self.early_steps: list[tuple[ev.SchedulerStep, Thing]] = []
         self.optimizer_handed_on = False  # to code the linter cannot see, in a loop: it may train with it

@@ -17,7 +17,7 @@ import ast
 
 from trainguard.lint import events as ev
 from trainguard.lint.interpreter import Interpreter
-from trainguard.lint.rules import LintRule
+from trainguard.lint.rules import LintRule, line_of
 from trainguard.lint.values import Thing, things
 
 EPOCH_LITERAL = 300
@@ -90,7 +90,7 @@ class SchedulerSteppedPerBatch(LintRule):
                     "TG115",
                     event.node,
                     f"{scheduler.name}.step() runs once per batch of {loader.name}, but the {name} of line "
-                    f"{scheduler.node.lineno} is sized in epochs: its learning rate runs out within the first epoch",
-                    evidence={"scheduler": scheduler.name, "scheduler_line": scheduler.node.lineno},
+                    f"{line_of(scheduler.node)} is sized in epochs: its learning rate runs out within the first epoch",
+                    evidence={"scheduler": scheduler.name, "scheduler_line": line_of(scheduler.node)},
                 )
                 break

@@ -32,7 +32,7 @@ def covers(optimizer: Thing, target: Thing) -> bool:
 def _related(module: Thing, target: Thing) -> bool:
     """Same module, or one contains the other (attribute chains made in `__init__`)."""
     for inner, outer in ((module, target), (target, module)):
-        seen = inner
+        seen: Thing | None = inner
         while seen is not None:
             if seen is outer:
                 return True

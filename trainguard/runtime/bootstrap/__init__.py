@@ -84,10 +84,10 @@ class _AfterTorchImport(importlib.abc.MetaPathFinder):
 
 def start() -> None:
     """Install the guard in this process, reporting into the launcher's session folder."""
-    from trainguard.runtime.api import GuardStop, install, unwatch
-    from trainguard.runtime.session import GuardConfig
-
     import json
+
+    from trainguard.runtime.api import GuardStop, install, unwatch
+    from trainguard.runtime.config import GuardConfig
 
     rank = int(os.environ["RANK"]) if os.environ.get(LAUNCHER) == "torchrun" else None
     session_dir = os.environ[SESSION_DIR]

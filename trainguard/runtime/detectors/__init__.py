@@ -14,7 +14,7 @@ from trainguard.runtime.callsite import Location
 from trainguard.runtime.events import subscribed_events
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import DetectorContext
 
 
 class Detector:
@@ -22,12 +22,13 @@ class Detector:
 
     Subclasses set `code` and define `on_<event>` methods (see runtime.events). Everything else
     about the rule, its fix text included, comes from its catalogue entry (`self.rule`), so that
-    the runtime and lint faces print the same fix.
+    the runtime and lint faces print the same fix. `self.session` is the session as a detector
+    sees it (runtime.context.DetectorContext): the run's progress and shared state, read-only.
     """
 
     code: ClassVar[str]
 
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         self.session = session
         self.rule = get_rule(self.code)
 

@@ -13,7 +13,7 @@ from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, LossCall, StepStart
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import DetectorContext
 
 TOKEN_LOSSES = frozenset({"cross_entropy", "nll_loss"})
 # Micro-batches whose backward() values are the same multiple of their mean losses (to this
@@ -38,7 +38,7 @@ class AccumulationTokenMean(Detector):
 
     code = "TG112"
 
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._losses: list[_TokenMean | None] = []  # since the last backward; None: another loss
         self._micro_batches: list[tuple[_TokenMean, torch.Tensor] | None] = []

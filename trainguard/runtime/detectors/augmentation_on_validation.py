@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from torch.utils.data import DataLoader
 
 from trainguard.findings import Severity
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, Finish, ForwardCall, LoaderBatch, StepStart
 from trainguard.runtime.fingerprints import plain_indices, row_fingerprints_by_tensor, row_shape
@@ -47,7 +48,7 @@ class _Seen:
 class AugmentationOnValidation(Detector):
     code = "TG505"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._roles = LoaderRoles(self._settled)
         self._trained_datasets: weakref.WeakSet = weakref.WeakSet()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, ClipCall, StepEnd
 
 if TYPE_CHECKING:
-    from trainguard.runtime.probes.optimizers import OptimizerState
+    from trainguard.runtime.state import OptimizerState
 
 
 class ClipAfterStep(Detector):
@@ -20,7 +21,7 @@ class ClipAfterStep(Detector):
 
     code = "TG113"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._backwards = 0
         # Per optimizer state: the backward count when it last stepped, that step's index, the state.

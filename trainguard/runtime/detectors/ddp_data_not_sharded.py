@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ForwardCall, LoaderBatch, StepEnd
 from trainguard.runtime.fingerprints import row_fingerprints
@@ -45,7 +46,7 @@ def batch_fingerprint(batch: object) -> list[int] | None:
 class DdpDataNotSharded(Detector):
     code = "TG804"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._timeout = timedelta(seconds=session.config.thresholds.desync_timeout)
         self._batch: LoaderBatch | None = None

@@ -16,6 +16,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import StepEnd
 from trainguard.runtime.measurements import parameter_names
@@ -36,7 +37,7 @@ def checksums(params: list[torch.Tensor]) -> list[int]:
 class DdpDesync(Detector):
     code = "TG801"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._every = session.config.thresholds.desync_every
         self._timeout = timedelta(seconds=session.config.thresholds.desync_timeout)

@@ -11,6 +11,7 @@ from collections import deque
 import torch
 
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ClipCall, StepMeasured, StepStart
 from trainguard.runtime.measurements import finite
@@ -58,7 +59,7 @@ def loss_jumped(loss: float | None, before: float | None) -> bool:
 class ExplodingGradients(Detector):
     code = "TG108"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._limits = session.config.thresholds
         self._histories: dict[Location, _NormHistory] = {}
@@ -80,15 +81,15 @@ class ExplodingGradients(Detector):
             return
         history = self._histories.setdefault(event.location, _NormHistory(self._limits.spike_history))
         if finite(event.loss):
-            history.losses.append(event.loss)  # type: ignore[arg-type]
+            history.losses.append(event.loss)
         norm = event.grad_norm
         if norm is not None and self._pre_clip_norm is not None:
             norm = float(self._pre_clip_norm)
-        if not finite(norm) or norm <= 0:  # type: ignore[operator]
+        if not finite(norm) or norm <= 0:
             self._confirm(event, history)
             return
-        if norm > self._limits.exploding_norm:  # type: ignore[operator]
-            self._report(event, norm, f"above the alert threshold {self._limits.exploding_norm:g}", {})  # type: ignore[arg-type]
+        if norm > self._limits.exploding_norm:
+            self._report(event, norm, f"above the alert threshold {self._limits.exploding_norm:g}", {})
             return
         judged = history.measured >= self._limits.norm_warmup
         history.measured += 1
@@ -97,15 +98,15 @@ class ExplodingGradients(Detector):
         if judged and median is not None and not self._clipped and history.pending is None:
             deviation = 1.4826 * statistics.median(abs(value - median) for value in history.log_norms)
             margin = max(math.log(self._limits.spike_factor), _SPIKE_DEVIATIONS * deviation)
-            if math.log(norm) - median > margin:  # type: ignore[arg-type]
-                history.pending = (event.step, norm, math.exp(median), history.loss_median(), _CONFIRM_WITHIN)  # type: ignore[assignment]
+            if math.log(norm) - median > margin:
+                history.pending = (event.step, norm, math.exp(median), history.loss_median(), _CONFIRM_WITHIN)
                 # The spike does not enter the history: it would raise the median it is judged against.
                 self._confirm(event, history)
                 return
-        history.log_norms.append(math.log(norm))  # type: ignore[arg-type]
+        history.log_norms.append(math.log(norm))
         self._confirm(event, history)
-        if not self._judge_runaway(event, history, norm):  # type: ignore[arg-type]
-            self._judge_growth(event, history, judged, norm)  # type: ignore[arg-type]
+        if not self._judge_runaway(event, history, norm):
+            self._judge_growth(event, history, judged, norm)
 
     def _confirm(self, event: StepMeasured, history: _NormHistory) -> None:
         """Report a pending spike once the loss confirms it; forget it after a few measurements."""
@@ -132,7 +133,7 @@ class ExplodingGradients(Detector):
             return False
         if len(history.last_pairs) == _RUNAWAY:
             history.highest_loss_before = max(history.highest_loss_before, history.last_pairs[0][1])
-        history.last_pairs.append((norm, event.loss))  # type: ignore[arg-type]
+        history.last_pairs.append((norm, event.loss))
         pairs = list(history.last_pairs)
         if len(pairs) < _RUNAWAY:
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ForwardCall
 
@@ -13,7 +14,7 @@ class FirstTrainingForward(Detector):
     """Base of the rules that look at a model once, at its first training forward (no `code`:
     not a rule itself)."""
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._seen: set[int] = set()
 

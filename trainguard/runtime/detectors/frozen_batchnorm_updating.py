@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ForwardCall, StepStart
 
@@ -35,7 +36,7 @@ class FrozenBatchnormUpdating(Detector):
 
     code = "TG207"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._candidates: list[tuple[ForwardCall, list[str]]] = []
 

@@ -14,8 +14,9 @@ import weakref
 from typing import Any
 
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
-from trainguard.runtime.events import ForwardCall, LossCall, ReachFlag, StepStart
+from trainguard.runtime.events import ForwardCall, LossCall, StepStart
 
 _MAX_TRACKED = 4096
 # Alive two steps after it was built, for graphs of at least two different steps: keeping the
@@ -36,7 +37,7 @@ class _GraphAlive:
 class GraphRetained(Detector):
     code = "TG204"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._graphs: list[tuple[weakref.ref, int, Location, str]] = []
         self._done = False

@@ -12,7 +12,7 @@ from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ForwardCall
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import DetectorContext
 
 # Hugging Face's causal-LM loss leaves this label value out (`ignore_index=-100`).
 HF_IGNORE_INDEX = -100
@@ -55,7 +55,7 @@ class LabelsShiftedTwice(Detector):
 
     code = "TG310"
 
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._reported: set[int] = set()
         self._checked_step = -1  # one check per step: an evaluation may call the model thousands of times

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import LossCall, StepMeasured
 from trainguard.runtime.measurements import finite
@@ -14,7 +15,7 @@ from trainguard.runtime.measurements import finite
 class LossNotDecreasing(Detector):
     code = "TG402"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         limits = session.config.thresholds
         self._window, self._improvement = limits.loss_window, limits.min_improvement
@@ -32,7 +33,7 @@ class LossNotDecreasing(Detector):
     def on_measured(self, event: StepMeasured) -> None:
         if self._judged or not finite(event.loss) or not self._loss_function_trained:
             return
-        self._losses.append((event.step, event.loss))  # type: ignore[arg-type]
+        self._losses.append((event.step, event.loss))
         self._step_sites.add(event.location)
         if event.step < self._window:
             return

@@ -7,9 +7,13 @@ an optimizer that owns the model's parameters, or at the end of the run.
 
 from __future__ import annotations
 
+from typing import cast
+
+import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from trainguard.findings import Severity
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ForwardCall, LossCall, StepStart
 from trainguard.runtime.probes.modules import storage_ids
@@ -20,7 +24,7 @@ _MAX_PENDING = 512
 class _ForwardJudge(Detector):
     """Collects graph-building forwards and judges each once it must have been backpropagated."""
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._pending: list[tuple[ForwardCall, list[str]]] = []
 
@@ -65,7 +69,7 @@ class EvalModeMissing(_ForwardJudge):
 
     code = "TG201"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._recalibrating: set[int] = set()  # ids of roots re-estimating BatchNorm statistics, until the next step
         self._step_outputs: dict[int, int] = {}  # storage address -> id(root), training forwards since the last step
@@ -100,7 +104,7 @@ class EvalModeMissing(_ForwardJudge):
         if id(event.root) in self._recalibrating:
             return True
         batchnorms = [m for _, m in event.root.mode_dependent if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
-        if batchnorms and (any(m.momentum is None for m in batchnorms) or int(batchnorms[0].num_batches_tracked) < self.session.step):
+        if batchnorms and (any(m.momentum is None for m in batchnorms) or int(cast(torch.Tensor, batchnorms[0].num_batches_tracked)) < self.session.step):
             self._recalibrating.add(id(event.root))
             return True
         return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.detectors.probabilities_into_logit_losses import producer
 from trainguard.runtime.events import LossCall
@@ -27,7 +28,7 @@ class NllLossWithoutLogSoftmax(Detector):
 
     code = "TG308"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         # (path, line) -> the step its values were last read at: one read per call site and step.
         self._read_at: dict[tuple[str | None, int | None], int] = {}

@@ -15,8 +15,8 @@ from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ForwardCall, LossCall
 
 if TYPE_CHECKING:
+    from trainguard.runtime.context import DetectorContext
     from trainguard.runtime.probes.modules import RootModule
-    from trainguard.runtime.session import GuardSession
 
 # A padding id must sit in at least this many target positions of one row: one target equal to
 # it can be a real token (GPT-2 style end-of-text used as padding, counted once per row).
@@ -50,7 +50,7 @@ class PaddingInLoss(Detector):
 
     code = "TG307"
 
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._reported = False
         self._checked_step = -1  # one check per step: an evaluation may compute thousands of losses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import StepStart
 
@@ -9,7 +10,7 @@ from trainguard.runtime.events import StepStart
 class ParamsNotInOptimizer(Detector):
     code = "TG105"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._checked: set[int] = set()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import StepStart
 
@@ -13,7 +14,7 @@ JUDGED_AT_STEP = 2  # a parameter without a gradient at each of the first 3 step
 class ParamsWithoutGrad(Detector):
     code = "TG106"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._candidates: dict[int, dict[int, weakref.ref]] = {}
 
@@ -51,7 +52,7 @@ class ParamsWithoutGrad(Detector):
             )
 
     def _names(self, ids: set[int]) -> list[str]:
-        names = {}
+        names: dict[int, str] = {}
         for root in list(self.session.roots.values()):
             for name, param in root.named_parameters():
                 if id(param) in ids:

@@ -5,6 +5,7 @@ docs/runtime.md): graphs retained on every tenth step only are not a loop's habi
 
 from __future__ import annotations
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import StepStart
 
@@ -12,7 +13,7 @@ from trainguard.runtime.events import StepStart
 class RetainGraphInLoop(Detector):
     code = "TG111"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._previous_retained = False
         self._previous_taken = -1  # optimizer steps taken before the previous observed step

@@ -8,6 +8,7 @@ import weakref
 from torch.utils.data import BatchSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import LoaderIterated
 
@@ -15,7 +16,7 @@ from trainguard.runtime.events import LoaderIterated
 class SamplerEpochNotSet(Detector):
     code = "TG502"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._epochs: weakref.WeakKeyDictionary[DistributedSampler, int] = weakref.WeakKeyDictionary()
 

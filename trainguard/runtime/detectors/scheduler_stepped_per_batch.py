@@ -9,6 +9,7 @@ from typing import Any
 from torch.optim import lr_scheduler
 
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import LoaderBatch, LoaderIterated, SchedulerStep
 
@@ -40,7 +41,7 @@ class SchedulerSteppedPerBatch(Detector):
 
     code = "TG115"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._passes: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._drawn: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import StepStart
 
@@ -9,7 +10,7 @@ from trainguard.runtime.events import StepStart
 class StaleGradients(Detector):
     code = "TG101"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         # Per optimizer state: backward passes summed into .grad since it was last cleared, and
         # how many earlier steps already used them.

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import torch
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import LossCall
 
@@ -42,7 +43,7 @@ class TargetRequiresGrad(Detector):
 
     code = "TG309"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._judged: dict[tuple[str | None, int | None], int] = {}  # call site -> calls walked
         self._shared: dict[tuple[str | None, int | None], int] = {}  # call site -> parameters shared

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Sized, cast
+
 from torch.utils.data import BatchSampler, IterableDataset, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import LoaderBatch, StepStart
 
@@ -12,7 +15,7 @@ from trainguard.runtime.events import LoaderBatch, StepStart
 class TrainLoaderNotShuffled(Detector):
     code = "TG501"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._last: LoaderBatch | None = None
         self._judged: set[int] = set()
@@ -31,11 +34,12 @@ class TrainLoaderNotShuffled(Detector):
         sampler = loader.batch_sampler.sampler if isinstance(loader.batch_sampler, BatchSampler) else None
         fixed = isinstance(sampler, SequentialSampler) or (isinstance(sampler, DistributedSampler) and not sampler.shuffle)
         if fixed:
+            samples = len(cast(Sized, loader.dataset))  # a sampler of a map-style dataset: it has a length
             self.report(
-                f"the DataLoader that feeds training reads its {len(loader.dataset):,} samples in the same "
+                f"the DataLoader that feeds training reads its {samples:,} samples in the same "
                 f"order every epoch ({type(sampler).__name__}): batches are correlated and the model can "
                 f"learn the order",
                 batch.location,
-                evidence={"sampler": type(sampler).__name__, "samples": len(loader.dataset)},
+                evidence={"sampler": type(sampler).__name__, "samples": samples},
                 step=event.index,
             )

@@ -21,6 +21,7 @@ import weakref
 from torch import nn
 
 from trainguard.runtime.callsite import is_user_file
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import ModeSet, ModuleBuilt, StepStart
 
@@ -49,7 +50,7 @@ class TrainOverrideNotCalled(Detector):
 
     code = "TG208"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._mode_set: set[int] = set()  # ids of modules train()/eval() ran on (outermost calls)
         self._judged: set[int] = set()  # roots already judged

@@ -7,9 +7,9 @@ from __future__ import annotations
 import statistics
 from itertools import combinations
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import Evaluated
-
 
 _RISING_PAIRS = 0.8  # share of the window's pairs of evaluations in rising order (a trend, not noise)
 
@@ -38,7 +38,7 @@ def describe_units(event: Evaluated) -> str:
 class ValLossDivergence(Detector):
     code = "TG401"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         limits = session.config.thresholds
         self._patience, self._min_delta = limits.val_patience, limits.val_min_delta

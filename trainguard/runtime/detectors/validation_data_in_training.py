@@ -44,11 +44,11 @@ from torch.utils.data.distributed import DistributedSampler
 
 from trainguard.findings import Severity
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.context import FULL_STEPS, DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, Finish, ForwardCall, LoaderBatch, StepStart
 from trainguard.runtime.fingerprints import row_fingerprints
 from trainguard.runtime.loader_roles import LoaderRoles, Role
-from trainguard.runtime.session import FULL_STEPS
 
 # Index sets above this size are not built (memory and time of a one-off set intersection).
 MAX_INDEXED_SAMPLES = 2_000_000
@@ -118,7 +118,7 @@ def _resolve(dataset: Any, local: Sequence[int], samples: Samples) -> None:
 class ValidationDataInTraining(Detector):
     code = "TG504"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._leak_share = session.config.thresholds.leak_share
         self._roles = LoaderRoles(self._settled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import StepMeasured
 
@@ -12,7 +13,7 @@ from trainguard.runtime.events import StepMeasured
 class VanishingGradients(Detector):
     code = "TG109"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         limits = session.config.thresholds
         self._rms, self._patience = limits.vanishing_rms, limits.vanishing_patience

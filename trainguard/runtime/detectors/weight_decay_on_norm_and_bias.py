@@ -7,6 +7,7 @@ import inspect
 from torch import nn
 
 from trainguard.findings import Severity
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import StepStart
 
@@ -23,7 +24,7 @@ class WeightDecayOnNormAndBias(Detector):
 
     code = "TG116"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         self._judged: set[int] = set()
 
@@ -77,7 +78,8 @@ class WeightDecayOnNormAndBias(Detector):
 def _default_decay(optimizer_class: type) -> object:
     """The optimizer class's own default weight decay (AdamW: 0.01), None when it has none."""
     try:
-        parameter = inspect.signature(optimizer_class.__init__).parameters.get("weight_decay")
+        # The class's own __init__, read as a function (mypy objects to __init__ on a type in general).
+        parameter = inspect.signature(optimizer_class.__init__).parameters.get("weight_decay")  # type: ignore[misc]
     except (TypeError, ValueError):
         return None
     return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trainguard.runtime.callsite import Location
+from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import BackwardCall, GradientsCleared, StepStart
 
@@ -18,7 +19,7 @@ class ZeroGradBeforeStep(Detector):
 
     code = "TG114"
 
-    def __init__(self, session) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: DetectorContext) -> None:
         super().__init__(session)
         # Per optimizer state: the clearing call waiting for that optimizer's step.
         self._pending: dict[int, GradientsCleared] = {}

@@ -9,12 +9,9 @@ Hooks and wrappers keep the guard's state in the guard, never in the user's obje
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from torch.compiler import is_compiling
-
-if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
 
 
 class Probe(Protocol):
@@ -65,14 +62,3 @@ class Patches:
                 delattr(owner, name)
             else:
                 setattr(owner, name, original)
-
-
-def make_probes(session: GuardSession) -> list[Probe]:
-    from trainguard.runtime.probes.data import DataProbe
-    from trainguard.runtime.probes.functions import FunctionProbe
-    from trainguard.runtime.probes.modules import ModuleProbe
-    from trainguard.runtime.probes.optimizers import OptimizerProbe
-    from trainguard.runtime.probes.warning_origin import WarningOrigin
-
-    modules = ModuleProbe(session)
-    return [WarningOrigin(session), OptimizerProbe(session), modules, FunctionProbe(session, modules), DataProbe(session)]

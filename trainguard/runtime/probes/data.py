@@ -26,7 +26,7 @@ from trainguard.runtime.events import LoaderBatch, LoaderIterated
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import ObserverContext
 
 
 @dataclass
@@ -39,7 +39,7 @@ class _Pass:
 
 
 class DataProbe:
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: ObserverContext) -> None:
         self.session = session
         self._patches = Patches()
         self._passes: weakref.WeakKeyDictionary[Any, _Pass] = weakref.WeakKeyDictionary()  # by iterator

@@ -24,7 +24,7 @@ from trainguard.runtime.events import DropoutInEval
 if TYPE_CHECKING:
     from torch import nn
 
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import ObserverContext
 
 DROPOUT_FUNCTIONS = {
     F.dropout: "dropout", F.dropout1d: "dropout1d", F.dropout2d: "dropout2d", F.dropout3d: "dropout3d",
@@ -37,7 +37,7 @@ _DROPOUT_P_POSITION = 4  # scaled_dot_product_attention(query, key, value, attn_
 class DropoutWatch(TorchFunctionMode):
     """Reports dropout ops that drop units inside an eval-mode module; calls every function as it is."""
 
-    def __init__(self, session: GuardSession, innermost: Callable[[], nn.Module | None]) -> None:
+    def __init__(self, session: ObserverContext, innermost: Callable[[], nn.Module | None]) -> None:
         super().__init__()
         self.session = session
         self._innermost = innermost

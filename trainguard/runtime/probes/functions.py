@@ -30,8 +30,8 @@ from trainguard.runtime.events import BackwardCall, ClipCall, LossCall, Schedule
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
+    from trainguard.runtime.context import ObserverContext
     from trainguard.runtime.probes.modules import ModuleProbe
-    from trainguard.runtime.session import GuardSession
 
 LOSS_FUNCTIONS = (
     "cross_entropy",
@@ -50,7 +50,7 @@ _KEY_EXAMPLES = 3  # missing / unexpected keys shown in a StateDictLoad
 
 
 class FunctionProbe:
-    def __init__(self, session: GuardSession, modules: ModuleProbe) -> None:
+    def __init__(self, session: ObserverContext, modules: ModuleProbe) -> None:
         self.session = session
         self._modules = modules
         self._patches = Patches()

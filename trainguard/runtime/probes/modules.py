@@ -23,74 +23,30 @@ import functools
 import itertools
 import sys
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.dropout import _DropoutNd
 from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
+from trainguard.runtime.context import WINDOW_EVERY
 from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ModeSet, ModuleBuilt, ReachFlag
 from trainguard.runtime.probes import Patches
-from trainguard.runtime.session import WINDOW_EVERY
 from trainguard.runtime.probes.dropout_in_eval import DropoutWatch
+from trainguard.runtime.state import RootModule
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from torch.autograd.graph import Node
+
+    from trainguard.runtime.context import ObserverContext
 
 _MAX_OUTPUTS = 8
 _MAX_INPUTS = 4
 _MAX_KEYWORDS = 8
 _DROPOUT_WATCHED_CALLS = 3  # eval-mode calls per model run under the dropout watch
-
-
-class RootModule:
-    """What the guard knows about one model: its layers that behave differently in train/eval
-    mode, its registered modules, and its parameters."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self._module = weakref.ref(module)
-        self.name = type(module).__name__
-        # (training, grad enabled) of its last outermost call; None before the first.
-        self.call_mode: tuple[bool, bool] | None = None
-        self.refresh()
-
-    @property
-    def module(self) -> nn.Module | None:
-        return self._module()
-
-    def refresh(self) -> None:
-        module = self._module()
-        if module is None:
-            return
-        self.registered = {id(m) for m in module.modules()}
-        self.mode_dependent = [
-            (name, m)
-            for name, m in module.named_modules()
-            if (isinstance(m, _DropoutNd) and m.p > 0) or isinstance(m, _BatchNorm)
-        ]
-        self.param_ids = {id(p) for p in module.parameters()}
-
-    def active_mode_dependent(self) -> list[str]:
-        """Dropout/BatchNorm layers currently in train mode."""
-        return [_describe(self.name, name, m) for name, m in self.mode_dependent if m.training]
-
-    def batchnorms_training(self) -> list[str]:
-        return [_describe(self.name, name, m) for name, m in self.mode_dependent if isinstance(m, _BatchNorm) and m.training]
-
-    def mode_dependent_names(self) -> list[str]:
-        return [_describe(self.name, name, m) for name, m in self.mode_dependent]
-
-    def named_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        module = self._module()
-        return [] if module is None else list(module.named_parameters())
-
-
-def _describe(root_name: str, name: str, module: nn.Module) -> str:
-    return f"{name or root_name} ({type(module).__name__})"
 
 
 def _tensors(output: Any) -> list[torch.Tensor]:
@@ -114,7 +70,7 @@ def fp16_autocast_enabled() -> bool:
 
 
 class ModuleProbe:
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: ObserverContext) -> None:
         self.session = session
         self.roots: dict[int, RootModule] = session.roots
         self._global_handles: list[RemovableHandle] = []
@@ -265,8 +221,9 @@ class ModuleProbe:
             # The inherited `__call__` is looked up at each call, never kept: torch.fx, for one,
             # replaces nn.Module.__call__ while it traces.
             if is_compiling() or not probe._active or id(module) not in probe.roots:
-                return own(module, *args, **kwargs) if own is not None else super(cls, module).__call__(*args, **kwargs)
-            call = functools.partial(own, module) if own is not None else super(cls, module).__call__
+                # mypy takes a class held in a variable for an instance: super(cls, ...) is fine here.
+                return own(module, *args, **kwargs) if own is not None else super(cls, module).__call__(*args, **kwargs)  # type: ignore[arg-type]
+            call = functools.partial(own, module) if own is not None else super(cls, module).__call__  # type: ignore[arg-type]
             return probe._root_call(module, call, args, kwargs)
 
         self._patches.set(cls, "__call__", __call__)
@@ -397,7 +354,7 @@ class ModuleProbe:
             if outputs:
                 reach = ReachFlag()
                 for tensor in outputs:
-                    tensor.grad_fn.register_prehook(reach)
+                    cast("Node", tensor.grad_fn).register_prehook(reach)  # _tensors keeps tensors with a graph
             call = ForwardCall(
                 root=root,
                 training=module.training,
@@ -423,7 +380,7 @@ def _modules_in_call() -> set[int]:
     """The ids of the modules whose `__call__` is running now (read from the Python stack; used
     only to repair the probe's own stack, which is rare)."""
     running = set()
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code is _CALL_IMPL:
             running.add(id(frame.f_locals.get("self")))

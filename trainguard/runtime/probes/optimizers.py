@@ -21,62 +21,26 @@ from __future__ import annotations
 
 import gc
 import weakref
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.compiler import is_compiling
 from torch.nn.parameter import is_lazy
 from torch.optim import Optimizer
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
-from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
-from trainguard.runtime.callsite import UNKNOWN, Location, user_location
+from trainguard.runtime.callsite import user_location
 from trainguard.runtime.events import GradientsCleared, StepEnd, StepStart
 from trainguard.runtime.probes import Patches
+from trainguard.runtime.state import OptimizerState
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
-
-
-@dataclass(eq=False)
-class OptimizerState:
-    """The guard's bookkeeping for one optimizer."""
-
-    steps: int = 0
-    # Step attempts, including those GradScaler skipped on inf/NaN gradients.
-    attempts: int = 0
-    accumulations: int = 0
-    # Whether `.grad` was cleared since the last step (None: no accumulation seen yet).
-    cleared: bool | None = None
-    sample: weakref.ref | None = None
-    # Removes the sample's hook: called when another sample is chosen, when the optimizer dies
-    # and when the guard is removed (a parameter never keeps the guard's hook for longer).
-    sample_unhook: weakref.finalize | None = None
-    # The sample's gradient as last seen (at the last step's end or the last accumulation).
-    grad_seen: weakref.ref | None = None
-    grad_version: int = -1
-
-    # A zero_grad call cleared the sample's gradient after its last accumulation.
-    cleared_since_accumulation: bool = False
-
-    def remember(self, grad: torch.Tensor | None) -> None:
-        self.grad_seen = None if grad is None else weakref.ref(grad)
-        self.grad_version = -1 if grad is None else grad._version
-
-    param_ids: set[int] = field(default_factory=set)
-    step_location: Location = UNKNOWN
-    # Where the user made the optimizer (UNKNOWN for one made before the guard was installed).
-    made_at: Location = UNKNOWN
-    # The step just begun, announced at once, or after its closure's first call for step(closure).
-    pending_start: StepStart | None = None
-
-    def refresh_params(self, optimizer: Optimizer) -> None:
-        self.param_ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    from trainguard.runtime.context import ObserverContext
 
 
 class OptimizerProbe:
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: ObserverContext) -> None:
         self.session = session
         self.states: weakref.WeakKeyDictionary[Optimizer, OptimizerState] = session.optimizer_states
         self._handles: list[RemovableHandle] = []
@@ -182,8 +146,7 @@ class OptimizerProbe:
                 self._steady_step()
                 return None
             state.refresh_params(optimizer)
-            state.pending_start = StepStart(optimizer, state, state.steps, user_location())
-            state.step_location = state.pending_start.location
+            state.pending_start = state.step_location = user_location()
             deferred = self._start_after_closure(optimizer, state, args, kwargs)
         except Exception as error:
             self.session.internal_error("optimizer probe", error)
@@ -218,9 +181,11 @@ class OptimizerProbe:
         return rewrap(closure_then_step_start)
 
     def _start(self, optimizer: Optimizer, state: OptimizerState) -> None:
-        event, state.pending_start = state.pending_start, None
-        if event is None:
+        location, state.pending_start = state.pending_start, None
+        if location is None:
             return
+        # The step's number is still the one it had at its pre-hook: only the post-hook counts it.
+        event = StepStart(optimizer, state, state.steps, location)
         try:
             if state.sample is None or (state.steps == 0 and state.accumulations == 0):
                 # No sample yet, or one that got no gradient (frozen or unused): one that has one.
@@ -272,7 +237,7 @@ class OptimizerProbe:
         def accumulated(param: torch.Tensor) -> None:
             try:
                 grad = param.grad
-                unbroken = state.grad_seen is not None and state.grad_seen() is grad and grad._version == state.grad_version + 1
+                unbroken = state.grad_seen is not None and state.grad_seen() is grad and grad is not None and grad._version == state.grad_version + 1
                 state.cleared = bool(state.cleared) or not unbroken
                 state.remember(grad)
                 state.accumulations += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable
 
 from torch.compiler import is_compiling
@@ -21,7 +22,7 @@ from torch.compiler import is_compiling
 from trainguard.runtime.probes import Patches
 
 if TYPE_CHECKING:
-    from trainguard.runtime.session import GuardSession
+    from trainguard.runtime.context import ObserverContext
 
 # Every wrapper the guard puts around a user's call is defined in this package.
 WRAPPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
@@ -30,7 +31,7 @@ WRAPPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
 class WarningOrigin:
     """Installs the `warnings.warn` that skips the wrappers' frames, and restores the original."""
 
-    def __init__(self, session: GuardSession) -> None:
+    def __init__(self, session: ObserverContext) -> None:
         self._patches = Patches()
 
     def install(self) -> None:
@@ -49,7 +50,7 @@ def skipping_wrappers(original: Callable[..., Any]) -> Callable[..., Any]:
         if "skip_file_prefixes" in kwargs:  # Python 3.12+: let Python skip the wrappers too
             kwargs["skip_file_prefixes"] = (*kwargs["skip_file_prefixes"], WRAPPERS)
             return original(message, category, stacklevel + 1, source, **kwargs)
-        frame = sys._getframe(1)  # the caller of warn: stack level 1
+        frame: FrameType | None = sys._getframe(1)  # the caller of warn: stack level 1
         for _ in range(stacklevel - 1):
             if frame is None:
                 break
