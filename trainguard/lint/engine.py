@@ -14,11 +14,12 @@ from trainguard.catalogue import RuleSelection
 from trainguard.findings import Finding
 from trainguard.lint.config import LintConfig
 from trainguard.lint.discovery import discover
-from trainguard.lint.interpreter import BudgetExceeded, Interpreter
+from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.reporter import Reporter
 from trainguard.lint.rules import LintRule, load_rules
 from trainguard.lint.script import Script
 from trainguard.lint.source import ParseFailure, parse_bytes, read_source
+from trainguard.lint.trace_state import BudgetExceeded
 from trainguard.suppression import find_suppressions
 
 # Files that import none of these and never call backward() and step() cannot hold a training

@@ -19,9 +19,10 @@ own; one whose layers are built out of sight is not reported either).
 from __future__ import annotations
 
 from trainguard.findings import Severity
-from trainguard.lint.interpreter import Interpreter, parameters_known
+from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 from trainguard.lint.script import Script
+from trainguard.lint.torch_semantics import parameters_known
 
 TRAIN, EVAL = frozenset(("train",)), frozenset(("eval",))
 GRAD_ON, GRAD_OFF = frozenset((True,)), frozenset((False,))

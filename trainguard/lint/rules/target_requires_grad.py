@@ -10,8 +10,9 @@ a target network) is not this rule's: its gradients reach no parameter of the pr
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter, parameters_known
+from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.torch_semantics import parameters_known
 from trainguard.lint.values import Tensor, Thing, must_all, tensors
 from trainguard.lint.vocabulary import LOSS_CLASSES, LOSS_FUNCTIONS
 
