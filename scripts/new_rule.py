@@ -85,8 +85,8 @@ LINT_RULE = '''"""{code} {slug}: {summary}."""
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 
 
 class {class_name}(LintRule):
@@ -97,7 +97,7 @@ class {class_name}(LintRule):
     # None (the default) analyses every function on its own: correct, but slow on large files.
     triggers = None
 
-    def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
+    def on_call(self, event: ev.Call, ctx: TraceView) -> None:
         # Subscribe to the interpreter's events (trainguard.lint.events) and call
         # self.report("{code}", node, message, evidence=...); the fix text comes from the catalogue.
         raise NotImplementedError("{code} lint rule")

@@ -20,6 +20,7 @@ from trainguard.lint.rules import LintRule, load_rules
 from trainguard.lint.script import Script
 from trainguard.lint.source import ParseFailure, parse_bytes, read_source
 from trainguard.lint.trace_state import BudgetExceeded
+from trainguard.lint.trace_view import TraceView
 from trainguard.suppression import find_suppressions
 
 # Files that import none of these and never call backward() and step() cannot hold a training
@@ -72,10 +73,11 @@ def analyze(script: Script, reporter: Reporter, rule_classes: Iterable[type[Lint
             continue  # what was reported holds; the rest of this trace stays unseen
         finally:
             budget -= min(budget, TRACE_BUDGET) - max(interpreter.budget, 0)
+        view: TraceView = interpreter  # rules read the trace through its narrow view (mypy checks the interpreter offers it)
         for rule in rules:
             end = getattr(rule, "end_trace", None)
             if end is not None:
-                end(interpreter)
+                end(view)
 
 
 def lint_source(

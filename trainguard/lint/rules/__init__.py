@@ -1,7 +1,8 @@
 """Static rules: one module per rule (or small family), each a `LintRule` subclass.
 
-A rule defines `on_<event>(event, interpreter)` methods for the interpreter's events
-(`trainguard.lint.events`), `end_trace(interpreter)` for conclusions drawn over a whole trace,
+A rule defines `on_<event>(event, ctx)` methods for the interpreter's events
+(`trainguard.lint.events`), `end_trace(ctx)` for conclusions drawn over a whole trace (`ctx`: the trace's read-only
+`trainguard.lint.trace_view.TraceView`),
 and/or `check_script(script)` for checks of the file's structure. Adding a rule means adding a
 module here and its fixtures; `load_rules` finds it.
 """
@@ -16,9 +17,9 @@ from trainguard.findings import Severity
 from trainguard.plugins import subclasses_in
 
 if TYPE_CHECKING:
-    from trainguard.lint.interpreter import Interpreter
     from trainguard.lint.reporter import Reporter
     from trainguard.lint.script import Script
+    from trainguard.lint.trace_view import TraceView
 
 
 class LintRule:
@@ -65,7 +66,7 @@ def line_of(node: ast.AST | None) -> int:
     return int(getattr(node, "lineno", 0))
 
 
-def in_test_code(ctx: Interpreter) -> bool:
+def in_test_code(ctx: TraceView) -> bool:
     """Test code (files under tests/, test_*.py, *_test.py, test_* functions) exercises objects on
     purpose: a minimal legacy checkpoint, a direct call of forward() on a freshly built model."""
     path = PurePath(ctx.script.path)

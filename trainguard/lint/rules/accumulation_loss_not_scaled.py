@@ -12,9 +12,9 @@ from __future__ import annotations
 import ast
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.names import source_text
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import TOP, Tensor, must_all
 from trainguard.lint.vocabulary import is_accumulation_name
 
@@ -44,11 +44,11 @@ class AccumulationLossNotScaled(LintRule):
     codes = ("TG102",)
     triggers = (frozenset(("step", "backward")),)  # it compares backward() with the optimizer step
 
-    def on_backward(self, event: ev.Backward, ctx: Interpreter) -> None:
+    def on_backward(self, event: ev.Backward, ctx: TraceView) -> None:
         raw = must_all(event.loss, lambda value: isinstance(value, Tensor) and "mean_loss" in value.tags)
         ctx.state.set(KEY, ((raw, tuple(ctx.controls), event.node),))
 
-    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: Interpreter) -> None:
+    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: TraceView) -> None:
         facts = ctx.state.get(KEY)
         if facts and TOP not in facts:
             found = [accumulation_evidence(controls, tuple(ctx.controls)) if raw else None for raw, controls, _ in facts]

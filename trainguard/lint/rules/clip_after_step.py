@@ -14,8 +14,8 @@ from __future__ import annotations
 import ast
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Thing
 
 KEY = "TG113"
@@ -59,20 +59,20 @@ class ClipAfterStep(LintRule):
     codes = ("TG113",)
     triggers = tuple(frozenset(("step", name)) for name in ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"))
 
-    def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
+    def on_created(self, event: ev.Created, ctx: TraceView) -> None:
         if event.thing.kind == "optimizer":
             ctx.state.set((KEY, event.thing), ("fresh",))
 
-    def on_backward(self, event: ev.Backward, ctx: Interpreter) -> None:
+    def on_backward(self, event: ev.Backward, ctx: TraceView) -> None:
         for key in list(ctx.state.keys_about(KEY)):
             ctx.state.set(key, ("backward",))
 
-    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: Interpreter) -> None:
+    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: TraceView) -> None:
         for optimizer in event.optimizers:
             if (KEY, optimizer) in ctx.state.facts:
                 ctx.state.set((KEY, optimizer), (("stepped", len(ctx.escaped_origins)),))
 
-    def on_clip_grad(self, event: ev.ClipGrad, ctx: Interpreter) -> None:
+    def on_clip_grad(self, event: ev.ClipGrad, ctx: TraceView) -> None:
         if not event.sources or _infinite_limit(event.node):
             return
         for key in list(ctx.state.keys_about(KEY)):

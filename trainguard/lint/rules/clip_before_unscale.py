@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import tensors
 
 KEY = "TG104"
@@ -16,7 +16,7 @@ class ClipBeforeUnscale(LintRule):
     codes = ("TG104",)
     triggers = tuple(frozenset((name,)) for name in ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm"))
 
-    def on_backward(self, event: ev.Backward, ctx: Interpreter) -> None:
+    def on_backward(self, event: ev.Backward, ctx: TraceView) -> None:
         found = tensors(event.loss)
         if not found or len(found) != len(event.loss):
             return
@@ -24,13 +24,13 @@ class ClipBeforeUnscale(LintRule):
         for scaler in scalers:
             ctx.state.set((KEY, scaler), ("scaled",))
 
-    def on_scaler_unscale(self, event: ev.ScalerUnscale, ctx: Interpreter) -> None:
+    def on_scaler_unscale(self, event: ev.ScalerUnscale, ctx: TraceView) -> None:
         for scaler in event.scalers:
             ctx.state.set((KEY, scaler), ("unscaled",))
 
     on_scaler_update = on_scaler_unscale
 
-    def on_clip_grad(self, event: ev.ClipGrad, ctx: Interpreter) -> None:
+    def on_clip_grad(self, event: ev.ClipGrad, ctx: TraceView) -> None:
         for key in ctx.state.keys_about(KEY):
             if ctx.state.must(key, "scaled"):
                 self.report(

@@ -10,12 +10,12 @@ outer (epoch) loop, and the file never calls set_epoch. Reported at the `for` li
 
 from __future__ import annotations
 
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule, line_of
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Thing, things
 
 
-def _map_style(ctx: Interpreter, loader: Thing) -> bool:
+def _map_style(ctx: TraceView, loader: Thing) -> bool:
     datasets = loader.facts.get("dataset") or frozenset()
     if not datasets:
         return False
@@ -28,7 +28,7 @@ def _map_style(ctx: Interpreter, loader: Thing) -> bool:
     return True
 
 
-def _is_map_dataset_class(ctx: Interpreter, class_name: str) -> bool:
+def _is_map_dataset_class(ctx: TraceView, class_name: str) -> bool:
     info = ctx.script.classes.get(class_name)
     if info is None:
         return False
@@ -41,7 +41,7 @@ class DataOrder(LintRule):
     codes = ("TG501", "TG502")
     triggers = (frozenset(("step", "DataLoader")),)  # a loader made in the trace, read by a stepping loop
 
-    def end_trace(self, ctx: Interpreter) -> None:
+    def end_trace(self, ctx: TraceView) -> None:
         """Check the loops of this trace that iterate a DataLoader and step an optimizer."""
         training_loops = ctx.stepping_loops()
         for entry in ctx.events("loop_start"):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 
 DATA_PARALLEL = {"torch.nn.DataParallel", "torch.nn.parallel.DataParallel", "torch.nn.parallel.data_parallel.DataParallel"}
 
@@ -15,7 +15,7 @@ class DataParallelUsed(LintRule):
     codes = ("TG802",)
     triggers = (frozenset(("DataParallel",)),)
 
-    def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
+    def on_call(self, event: ev.Call, ctx: TraceView) -> None:
         if event.qualname in DATA_PARALLEL:
             self.report(
                 "TG802",

@@ -4,8 +4,8 @@ deprecated aliases of the `torch.amp` ones."""
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 
 DEPRECATED = {
     "torch.cuda.amp.autocast": 'torch.amp.autocast("cuda", ...)',
@@ -23,7 +23,7 @@ class DeprecatedAmpApi(LintRule):
     codes = ("TG602",)
     triggers = tuple(frozenset((name.rsplit(".", 1)[-1],)) for name in DEPRECATED)
 
-    def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
+    def on_call(self, event: ev.Call, ctx: TraceView) -> None:
         if event.qualname in DEPRECATED:
             self.report(
                 "TG602",

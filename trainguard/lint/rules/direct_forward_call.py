@@ -6,8 +6,8 @@ import ast
 
 from trainguard.findings import Severity
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule, in_test_code
+from trainguard.lint.trace_view import TraceView
 
 
 class DirectForwardCall(LintRule):
@@ -23,7 +23,7 @@ class DirectForwardCall(LintRule):
     codes = ("TG205",)
     triggers = (frozenset(("forward",)),)
 
-    def on_method_call(self, event: ev.MethodCall, ctx: Interpreter) -> None:
+    def on_method_call(self, event: ev.MethodCall, ctx: TraceView) -> None:
         if event.method != "forward" or not any(thing.kind == "model" for thing in event.receivers):
             return
         if in_test_code(ctx):

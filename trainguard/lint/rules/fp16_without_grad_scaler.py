@@ -7,8 +7,8 @@ Reported at the optimizer step that follows.
 
 from __future__ import annotations
 
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 
 FP16 = frozenset(("float16",))
 
@@ -19,7 +19,7 @@ class Fp16WithoutGradScaler(LintRule):
     codes = ("TG601",)
     triggers = (frozenset(("step", "backward")),)  # a backpropagated forward, then a step
 
-    def end_trace(self, ctx: Interpreter) -> None:
+    def end_trace(self, ctx: TraceView) -> None:
         """Report the first optimizer step after a backpropagated float16 forward, if no scaler is enabled."""
         scalers = [entry.event.thing for entry in ctx.events("created") if entry.event.thing.kind == "scaler"]
         if any(scaler.facts.get("enabled") is not False for scaler in scalers):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import ast
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule, line_of
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Tensor, Thing, must_all, things
 
 KEY = "TG204"
@@ -39,7 +39,7 @@ class GraphRetained(LintRule):
         self.candidates: list[tuple[ev.Keep, tuple[ast.AST, ...]]] = []
         self.survivors: set[ast.AST] = set()  # keep nodes reached while the keeper held values from before a step
 
-    def on_keep(self, event: ev.Keep, ctx: Interpreter) -> None:
+    def on_keep(self, event: ev.Keep, ctx: TraceView) -> None:
         if not must_all(event.value, lambda value: isinstance(value, Tensor) and value.graph):
             return
         key = (KEY, _keeper(event.container, event.keeper))
@@ -48,7 +48,7 @@ class GraphRetained(LintRule):
         self.candidates.append((event, tuple(ctx.loops)))
         ctx.state.set(key, (HELD,))
 
-    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: Interpreter) -> None:
+    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: TraceView) -> None:
         if not event.certain:
             return  # `env.step(action)` is no training step
         for key in list(ctx.state.keys_about(KEY)):
@@ -56,12 +56,12 @@ class GraphRetained(LintRule):
             if HELD in held:
                 ctx.state.set(key, (held - {HELD}) | {ACROSS_STEP})
 
-    def on_clear(self, event: ev.Clear, ctx: Interpreter) -> None:
+    def on_clear(self, event: ev.Clear, ctx: TraceView) -> None:
         key = (KEY, _keeper(event.container, event.keeper))
         if key in ctx.state.facts:
             ctx.state.set(key, (CLEARED,))
 
-    def end_trace(self, ctx: Interpreter) -> None:
+    def end_trace(self, ctx: TraceView) -> None:
         """Report the kept graphs that survive an optimizer step of a loop around them."""
         training_loops = ctx.stepping_loops()
         for event, loops in self.candidates:

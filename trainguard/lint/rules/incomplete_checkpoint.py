@@ -8,9 +8,9 @@ import re
 from functools import lru_cache
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule, in_test_code
 from trainguard.lint.script import Script
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import TOP, Thing, things
 from trainguard.lint.vocabulary import is_optimizer
 
@@ -43,7 +43,7 @@ class IncompleteCheckpoint(LintRule):
         """Only a file that mentions an optimizer can miss its state in a checkpoint."""
         return cls.triggers if re.search(r"optim", script.source, re.IGNORECASE) else ()
 
-    def on_save(self, event: ev.Save, ctx: Interpreter) -> None:
+    def on_save(self, event: ev.Save, ctx: TraceView) -> None:
         dicts = things(event.obj, "dict")
         if not dicts or len(dicts) != len(event.obj) or not re.search(r"optim", ctx.script.source, re.I):
             return

@@ -19,10 +19,10 @@ own; one whose layers are built out of sight is not reported either).
 from __future__ import annotations
 
 from trainguard.findings import Severity
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 from trainguard.lint.script import Script
 from trainguard.lint.torch_semantics import parameters_known
+from trainguard.lint.trace_view import TraceView
 
 TRAIN, EVAL = frozenset(("train",)), frozenset(("eval",))
 GRAD_ON, GRAD_OFF = frozenset((True,)), frozenset((False,))
@@ -43,7 +43,7 @@ class ModelModes(LintRule):
             return cls.triggers
         return (frozenset(("enable_grad",)), frozenset(("set_grad_enabled",)))
 
-    def end_trace(self, ctx: Interpreter) -> None:
+    def end_trace(self, ctx: TraceView) -> None:
         """Judge every root forward of the trace by its mode, grad mode and use."""
         backpropagated = ctx.backpropagated()
         for entry in ctx.events("forward"):

@@ -9,8 +9,8 @@ source (both are just "a tensor"): only the runtime guard sees them, from a nega
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Tensor, must_all
 
 
@@ -20,7 +20,7 @@ class NllLossWithoutLogSoftmax(LintRule):
     codes = ("TG308",)
     triggers = (frozenset(("nll_loss",)), frozenset(("NLLLoss",)))
 
-    def on_loss_call(self, event: ev.LossCall, ctx: Interpreter) -> None:
+    def on_loss_call(self, event: ev.LossCall, ctx: TraceView) -> None:
         if event.family == "nll" and must_all(event.prediction, lambda value: isinstance(value, Tensor) and "softmax" in value.tags):
             self.report(
                 "TG308",

@@ -10,9 +10,9 @@ freeze parameters (`requires_grad = False`): leaving frozen ones out is delibera
 from __future__ import annotations
 
 from trainguard.findings import Severity
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 from trainguard.lint.rules.stale_gradients import _related
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Thing
 
 
@@ -43,7 +43,7 @@ class ParamsNotInOptimizer(LintRule):
     # Only backpropagated models are checked, against optimizers made in the trace (see is_optimizer).
     triggers = tuple(frozenset(("backward", maker)) for maker in ("optim", "optimizers", "transformers"))
 
-    def end_trace(self, ctx: Interpreter) -> None:
+    def end_trace(self, ctx: TraceView) -> None:
         """Compare the models trained in this trace with the optimizers' parameter sources."""
         if ctx.script.freezes_parameters:
             return

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from trainguard.findings import Severity
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Tensor, must_all
 from trainguard.lint.vocabulary import LOSS_CLASSES, LOSS_FUNCTIONS
 
@@ -27,7 +27,7 @@ class ProbabilitiesIntoLogitLosses(LintRule):
     codes = ("TG302", "TG303")
     triggers = tuple(frozenset((name,)) for name in (*LOSS_FUNCTIONS, *LOSS_CLASSES))
 
-    def on_loss_call(self, event: ev.LossCall, ctx: Interpreter) -> None:
+    def on_loss_call(self, event: ev.LossCall, ctx: TraceView) -> None:
         if event.family == "cross_entropy" and _made_by(event.prediction, "softmax"):
             self.report(
                 "TG302",

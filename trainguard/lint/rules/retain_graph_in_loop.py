@@ -7,8 +7,8 @@ passes the literal `retain_graph=True`.
 
 from __future__ import annotations
 
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule, line_of
+from trainguard.lint.trace_view import TraceView
 
 
 class RetainGraphInLoop(LintRule):
@@ -17,7 +17,7 @@ class RetainGraphInLoop(LintRule):
     codes = ("TG111",)
     triggers = (frozenset(("step", "backward")),)
 
-    def end_trace(self, ctx: Interpreter) -> None:
+    def end_trace(self, ctx: TraceView) -> None:
         """Report backward(retain_graph=True) calls of training loops whose every backward retains."""
         backwards = ctx.events("backward")
         training_loops = ctx.stepping_loops()

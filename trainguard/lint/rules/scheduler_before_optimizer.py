@@ -15,9 +15,9 @@ wrapper class's `step()`): its scheduler steps are not reported.
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 from trainguard.lint.script import Script
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Thing
 from trainguard.lint.vocabulary import steps_relative_schedule
 
@@ -55,25 +55,25 @@ class SchedulerBeforeOptimizer(LintRule):
         self.early_steps: list[tuple[ev.SchedulerStep, Thing]] = []
         self.optimizer_handed_on = False  # to code the linter cannot see, in a loop: it may train with it
 
-    def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
+    def on_created(self, event: ev.Created, ctx: TraceView) -> None:
         if event.thing.kind == "scheduler" and steps_relative_schedule(event.thing.facts["qualname"]):
             ctx.state.set((KEY, event.thing), ("waiting",))
 
-    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: Interpreter) -> None:
+    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: TraceView) -> None:
         for key in list(ctx.state.keys_about(KEY)):
             if not event.certain:
                 ctx.state.set(key, ctx.state.facts[key] | {"stepped"})
             elif _linked(key[1], event.optimizers):
                 ctx.state.set(key, ("stepped",))
 
-    def on_scheduler_step(self, event: ev.SchedulerStep, ctx: Interpreter) -> None:
+    def on_scheduler_step(self, event: ev.SchedulerStep, ctx: TraceView) -> None:
         for scheduler in event.schedulers:
             if ctx.state.must((KEY, scheduler), "waiting") and not _explicit_epoch(event, scheduler):
                 self.early_steps.append((event, scheduler))
             if (KEY, scheduler) in ctx.state.facts:
                 ctx.state.set((KEY, scheduler), ("waiting",))
 
-    def end_trace(self, ctx: Interpreter) -> None:
+    def end_trace(self, ctx: TraceView) -> None:
         """Report the early scheduler steps of a trace that trains."""
         if not ctx.events("backward") and not ctx.events("optimizer_step") and not self.optimizer_handed_on:
             return
@@ -91,7 +91,7 @@ class SchedulerBeforeOptimizer(LintRule):
                 evidence={"scheduler": scheduler.name, "optimizer": optimizer},
             )
 
-    def on_forget(self, forgotten: set[Thing], ctx: Interpreter) -> None:
+    def on_forget(self, forgotten: set[Thing], ctx: TraceView) -> None:
         # Unseen code got the optimizer: it may have stepped it.
         optimizers = tuple(thing for thing in forgotten if thing.kind == "optimizer")
         # In a loop, like `train_one_epoch(model, optimizer, ...)`; not a base class's `__init__(optimizer)`.

@@ -16,8 +16,8 @@ from __future__ import annotations
 import ast
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule, line_of
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Thing, things
 
 EPOCH_LITERAL = 300
@@ -64,7 +64,7 @@ class SchedulerSteppedPerBatch(LintRule):
     codes = ("TG115",)
     triggers = (frozenset(("step", "DataLoader")),)  # a scheduler stepped in a loop over a loader made in the trace
 
-    def end_trace(self, ctx: Interpreter) -> None:
+    def end_trace(self, ctx: TraceView) -> None:
         training_loops = ctx.stepping_loops()
         loader_loops = {
             entry.event.node: things(entry.event.iterated, "loader")[0]

@@ -11,8 +11,8 @@ under an `if` that the first pass may have skipped.
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Thing
 
 KEY = "TG101"
@@ -47,15 +47,15 @@ class StaleGradients(LintRule):
     codes = ("TG101",)
     triggers = (frozenset(("step", "backward")),)  # stale gradients need a backward after a step
 
-    def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
+    def on_created(self, event: ev.Created, ctx: TraceView) -> None:
         if event.thing.kind == "optimizer":
             ctx.state.set((KEY, event.thing), ("fresh",))
 
-    def on_backward(self, event: ev.Backward, ctx: Interpreter) -> None:
+    def on_backward(self, event: ev.Backward, ctx: TraceView) -> None:
         for key in list(ctx.state.keys_about(KEY)):
             ctx.state.set(key, (AFTER_BACKWARD.get(value, value) for value in ctx.state.facts[key]))
 
-    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: Interpreter) -> None:
+    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: TraceView) -> None:
         for optimizer in event.optimizers:
             if ctx.state.get((KEY, optimizer)) - {"fresh"} == {"stale"}:
                 self.report(
@@ -67,12 +67,12 @@ class StaleGradients(LintRule):
                 )
             ctx.state.set((KEY, optimizer), ("stepped",))
 
-    def on_zero_grad(self, event: ev.ZeroGrad, ctx: Interpreter) -> None:
+    def on_zero_grad(self, event: ev.ZeroGrad, ctx: TraceView) -> None:
         for key in list(ctx.state.keys_about(KEY)):
             if event.targets is None or any(covers(key[1], target) for target in event.targets):
                 ctx.state.set(key, ("clean",))
 
-    def on_forget(self, forgotten: set[Thing], ctx: Interpreter) -> None:
+    def on_forget(self, forgotten: set[Thing], ctx: TraceView) -> None:
         # Unseen code got a model: it may have called model.zero_grad().
         models = [thing for thing in forgotten if thing.kind == "model"]
         for key in list(ctx.state.keys_about(KEY)) if models else ():

@@ -10,9 +10,9 @@ a target network) is not this rule's: its gradients reach no parameter of the pr
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 from trainguard.lint.torch_semantics import parameters_known
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Tensor, Thing, must_all, tensors
 from trainguard.lint.vocabulary import LOSS_CLASSES, LOSS_FUNCTIONS
 
@@ -25,7 +25,7 @@ class TargetRequiresGrad(LintRule):
     codes = ("TG309",)
     triggers = tuple(frozenset((name,)) for name in (*LOSS_FUNCTIONS, *LOSS_CLASSES))
 
-    def on_loss_call(self, event: ev.LossCall, ctx: Interpreter) -> None:
+    def on_loss_call(self, event: ev.LossCall, ctx: TraceView) -> None:
         if not must_all(event.target, lambda value: isinstance(value, Tensor) and value.graph):
             return
         models: dict[object, Thing] = {}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 from trainguard.lint.script import Script
+from trainguard.lint.trace_view import TraceView
 
 
 def _keyword(node: ast.Call, name: str) -> ast.expr | None:
@@ -25,7 +25,7 @@ class UnsafeTorchLoad(LintRule):
         """Only a literal `weights_only=False` is reported."""
         return cls.triggers if "weights_only" in script.source else ()
 
-    def on_call(self, event: ev.Call, ctx: Interpreter) -> None:
+    def on_call(self, event: ev.Call, ctx: TraceView) -> None:
         if event.qualname != "torch.load":
             return
         node = event.node

@@ -15,9 +15,9 @@ import ast
 
 from trainguard.findings import Severity
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
 from trainguard.lint.script import Script
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Thing
 from trainguard.lint.vocabulary import torch_nn_class
 from trainguard.runtime.thresholds import Thresholds
@@ -73,7 +73,7 @@ class WeightDecayOnNormAndBias(LintRule):
     codes = ("TG116",)
     triggers = (frozenset(("optim",)),)  # where an optimizer is made (`optim.AdamW(`, an imported `AdamW(`)
 
-    def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
+    def on_created(self, event: ev.Created, ctx: TraceView) -> None:
         optimizer = event.thing
         node = event.node
         if optimizer.kind != "optimizer" or not isinstance(node, ast.Call):

@@ -13,8 +13,8 @@ see after the clearing may have been backpropagated there: the step is not repor
 from __future__ import annotations
 
 from trainguard.lint import events as ev
-from trainguard.lint.interpreter import Interpreter
 from trainguard.lint.rules import LintRule
+from trainguard.lint.trace_view import TraceView
 from trainguard.lint.values import Thing
 
 KEY = "TG114"
@@ -51,15 +51,15 @@ class ZeroGradBeforeStep(LintRule):
     codes = ("TG114",)
     triggers = (frozenset(("step", "zero_grad")), frozenset(("step", "grad")))  # cleared by zero_grad() or .grad = None
 
-    def on_created(self, event: ev.Created, ctx: Interpreter) -> None:
+    def on_created(self, event: ev.Created, ctx: TraceView) -> None:
         if event.thing.kind == "optimizer":
             ctx.state.set((KEY, event.thing), ("clean",))
 
-    def on_backward(self, event: ev.Backward, ctx: Interpreter) -> None:
+    def on_backward(self, event: ev.Backward, ctx: TraceView) -> None:
         for key in list(ctx.state.keys_about(KEY)):
             ctx.state.set(key, ("accumulated",))
 
-    def on_zero_grad(self, event: ev.ZeroGrad, ctx: Interpreter) -> None:
+    def on_zero_grad(self, event: ev.ZeroGrad, ctx: TraceView) -> None:
         for target in event.targets or ():
             if target.kind == "optimizer" and (KEY, target) not in ctx.state.facts:
                 # An optimizer made where the linter cannot see (a parameter named `optimizer`):
@@ -74,7 +74,7 @@ class ZeroGradBeforeStep(LintRule):
             else:
                 ctx.state.set(key, ("clean",))
 
-    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: Interpreter) -> None:
+    def on_optimizer_step(self, event: ev.OptimizerStep, ctx: TraceView) -> None:
         for optimizer in event.optimizers:
             key = (KEY, optimizer)
             values = ctx.state.get(key)
