@@ -10,6 +10,11 @@ recognizes the operations of a training program and tells the rules about them a
 (`trainguard.lint.events`); rules keep their facts in the shared `State` so branches and loops
 join them. Code it cannot see (an imported helper receiving the optimizer) makes what it knew
 about those objects unknown: rules then stay silent.
+
+`Interpreter` composes its parts by concern, over the trace's shared `TraceState`
+(`lint/trace_state.py`): Python semantics (`lint/python_semantics.py`), PyTorch library semantics
+(`lint/torch_semantics.py`) and the bookkeeping only particular rules read (`lint/tracking.py`).
+Rules see it only through `TraceView` (`lint/trace_view.py`).
 """
 
 from __future__ import annotations
