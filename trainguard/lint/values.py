@@ -71,6 +71,22 @@ def things(values: Iterable[Value], kind: str | None = None) -> list[Thing]:
     return [v for v in values if isinstance(v, Thing) and (kind is None or v.kind == kind)]
 
 
+def within(module: Thing, target: Thing) -> bool:
+    """`module` is `target` or one of its parts (attribute chains made in `__init__`)."""
+    seen: Thing | None = module
+    while seen is not None:
+        if seen is target:
+            return True
+        parent = seen.facts.get("parent")
+        seen = parent[0] if parent else None
+    return False
+
+
+def related(first: Thing, second: Thing) -> bool:
+    """The same module, or one holds the other."""
+    return within(first, second) or within(second, first)
+
+
 def tensors(values: Iterable[Value]) -> list[Tensor]:
     """The tensor facts of a value set."""
     return [v for v in values if isinstance(v, Tensor)]

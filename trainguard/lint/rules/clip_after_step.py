@@ -16,21 +16,9 @@ import ast
 from trainguard.lint import events as ev
 from trainguard.lint.rules import LintRule
 from trainguard.lint.trace_view import TraceView
-from trainguard.lint.values import Thing
+from trainguard.lint.values import related
 
 KEY = "TG113"
-
-
-def _related(first: Thing, second: Thing) -> bool:
-    """The same module, or one holds the other (attribute chains made in `__init__`)."""
-    for inner, outer in ((first, second), (second, first)):
-        seen: Thing | None = inner
-        while seen is not None:
-            if seen is outer:
-                return True
-            parent = seen.facts.get("parent")
-            seen = parent[0] if parent else None
-    return False
 
 
 def overlap(clipped: frozenset, held: frozenset) -> bool:
@@ -39,7 +27,7 @@ def overlap(clipped: frozenset, held: frozenset) -> bool:
         for other, other_path in held:
             if module is other and (path[: len(other_path)] == other_path or other_path[: len(path)] == path):
                 return True
-            if module is not other and not path and not other_path and _related(module, other):
+            if module is not other and not path and not other_path and related(module, other):
                 return True
     return False
 

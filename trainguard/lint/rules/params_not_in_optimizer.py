@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from trainguard.findings import Severity
 from trainguard.lint.rules import LintRule
-from trainguard.lint.rules.stale_gradients import _related
 from trainguard.lint.trace_view import TraceView
-from trainguard.lint.values import Thing
+from trainguard.lint.values import Thing, related
 
 
 def coverage(model: Thing, sources: set) -> str:
@@ -22,7 +21,7 @@ def coverage(model: Thing, sources: set) -> str:
     for module, path in sources:
         if module is model and not path or _contains(module, model):
             return "full"
-        if _related(module, model):
+        if related(module, model):
             result = "partial"
     return result
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from trainguard.lint import events as ev
 from trainguard.lint.rules import LintRule
 from trainguard.lint.trace_view import TraceView
-from trainguard.lint.values import Thing
+from trainguard.lint.values import Thing, related
 
 KEY = "TG101"
 AFTER_BACKWARD = {"clean": "accumulated", "accumulated": "accumulated", "stepped": "stale", "stale": "stale", "fresh": "fresh"}
@@ -26,19 +26,7 @@ def covers(optimizer: Thing, target: Thing) -> bool:
     sources = optimizer.facts.get("sources")
     if sources is None or target.kind != "model":
         return True
-    return any(_related(module, target) or not module.known for module, _ in sources)
-
-
-def _related(module: Thing, target: Thing) -> bool:
-    """Same module, or one contains the other (attribute chains made in `__init__`)."""
-    for inner, outer in ((module, target), (target, module)):
-        seen: Thing | None = inner
-        while seen is not None:
-            if seen is outer:
-                return True
-            parent = seen.facts.get("parent")
-            seen = parent[0] if parent else None
-    return False
+    return any(related(module, target) or not module.known for module, _ in sources)
 
 
 class StaleGradients(LintRule):

@@ -15,20 +15,9 @@ from __future__ import annotations
 from trainguard.lint import events as ev
 from trainguard.lint.rules import LintRule
 from trainguard.lint.trace_view import TraceView
-from trainguard.lint.values import Thing
+from trainguard.lint.values import Thing, within
 
 KEY = "TG114"
-
-
-def _within(module: Thing, target: Thing) -> bool:
-    """`module` is `target` or one of its parts (attribute chains made in `__init__`)."""
-    seen: Thing | None = module
-    while seen is not None:
-        if seen is target:
-            return True
-        parent = seen.facts.get("parent")
-        seen = parent[0] if parent else None
-    return False
 
 
 def clears_all(optimizer: Thing, target: Thing) -> bool:
@@ -38,7 +27,7 @@ def clears_all(optimizer: Thing, target: Thing) -> bool:
     sources = optimizer.facts.get("sources")
     if target.kind != "model" or not sources:
         return False
-    return all(module.known and _within(module, target) for module, _ in sources)
+    return all(module.known and within(module, target) for module, _ in sources)
 
 
 def _cleared(value: object) -> bool:
