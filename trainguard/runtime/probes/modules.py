@@ -145,6 +145,7 @@ class ModuleProbe:
     def _steady_begins(self) -> None:
         if not self._stack:  # else at the end of the outermost module call (an optimizer step inside a forward)
             self._set_global_hooks(False)
+
     def _wrap_train(self, original: Any) -> Any:
         probe = self
 
@@ -399,7 +400,7 @@ def storage_ids(value: Any) -> tuple[int, ...]:
         items = list(value)[:_MAX_OUTPUTS]
     else:
         return ()
-    # Cheaper than _is_dense_float (this runs at every root call): a strided layout has a storage; a
+    # Cheaper than _is_dense_float (this runs at every reported root call): a strided layout has a storage; a
     # meta or empty one has address 0, and subclasses without a real storage raise.
     try:
         addresses = tuple(t.untyped_storage().data_ptr() for t in items if isinstance(t, torch.Tensor) and t.layout is torch.strided)
@@ -410,13 +411,12 @@ def storage_ids(value: Any) -> tuple[int, ...]:
 
 def _is_dense_float(value: Any) -> bool:
     """A floating-point tensor whose values can be read (not sparse, nested, quantized or meta)."""
-    return (
-        isinstance(value, torch.Tensor)
-        and value.is_floating_point()
-        and value.layout == torch.strided
-        and not value.is_nested
-        and value.device.type != "meta"
-    )
+    return isinstance(value, torch.Tensor) and value.is_floating_point() and _readable(value)
+
+
+def _readable(value: torch.Tensor) -> bool:
+    """Values that can be read: not sparse, nested or meta."""
+    return value.layout == torch.strided and not value.is_nested and value.device.type != "meta"
 
 
 def _call_keywords() -> dict[str, Any]:
@@ -451,10 +451,4 @@ _INTEGER_DTYPES = frozenset({torch.int64, torch.int32, torch.int16, torch.int8, 
 
 def _is_dense_integer(value: Any) -> bool:
     """An integer tensor (token ids, class labels, masks) whose values can be read."""
-    return (
-        isinstance(value, torch.Tensor)
-        and value.dtype in _INTEGER_DTYPES
-        and value.layout == torch.strided
-        and not value.is_nested
-        and value.device.type != "meta"
-    )
+    return isinstance(value, torch.Tensor) and value.dtype in _INTEGER_DTYPES and _readable(value)
