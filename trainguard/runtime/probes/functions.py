@@ -232,6 +232,8 @@ class FunctionProbe:
             probe = self
 
             def clip(*args: Any, **kwargs: Any) -> Any:
+                if not probe.session.detailed:
+                    return original(*args, **kwargs)  # steady state: clipping passes through
                 # The parameters as a list: a generator (`model.parameters()`) is read once, here,
                 # and the clip gets the same tensors in the same order.
                 parameters: Any = args[0] if args else kwargs.get("parameters")
@@ -241,9 +243,8 @@ class FunctionProbe:
                 result = original(*args, **kwargs)
                 norm = result if isinstance(result, torch.Tensor) else None
                 grads_scaled = probe.scaled_backward and not probe.unscaled
-                if probe.session.detailed:
-                    limit = args[1] if len(args) > 1 else kwargs.get("max_norm", kwargs.get("clip_value"))
-                    probe._contained(lambda: probe._clipped(function, parameters, limit, norm, grads_scaled))
+                limit = args[1] if len(args) > 1 else kwargs.get("max_norm", kwargs.get("clip_value"))
+                probe._contained(lambda: probe._clipped(function, parameters, limit, norm, grads_scaled))
                 return result
 
             return clip
