@@ -3,8 +3,11 @@ same model as the prediction and not detached (a TD target `r + gamma * q(s').ma
 
 The target must certainly carry a graph (computed with gradients enabled, no `.detach()`,
 `.item()` or `torch.no_grad()` on the way) and both it and the prediction must come from a
-forward of one model known to hold parameters. A target made by another model (a frozen teacher,
-a target network) is not this rule's: its gradients reach no parameter of the prediction.
+forward of one model known to hold parameters, which an optimizer made in the trace certainly
+updates (its parameter sources are known and include the model or a part of it). A target made by
+another model (a frozen teacher, a target network), or by a model no optimizer trains (a frozen
+feature extractor whose outputs are compared, as in a perceptual loss), is not this rule's: its
+gradients change no parameter.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from trainguard.lint import events as ev
 from trainguard.lint.rules import LintRule
 from trainguard.lint.torch_semantics import parameters_known
 from trainguard.lint.trace_view import TraceView
-from trainguard.lint.values import Tensor, Thing, must_all, tensors
+from trainguard.lint.values import Tensor, Thing, must_all, related, tensors
 from trainguard.lint.vocabulary import LOSS_CLASSES, LOSS_FUNCTIONS
 
 GRAD_ON = frozenset((True,))
@@ -38,8 +41,9 @@ class TargetRequiresGrad(LintRule):
             model for t in tensors(event.prediction) for o in t.origins
             if o in models and id(model := models[o]) in target_models
         ]
-        if shared:
-            name = shared[0].name
+        trained = [model for model in shared if _optimized(model, ctx)]
+        if trained:
+            name = trained[0].name
             self.report(
                 "TG309",
                 event.node,
@@ -47,3 +51,13 @@ class TargetRequiresGrad(LintRule):
                 f"trains {name} through its target (a moving target the optimizer chases)",
                 evidence={"model": name},
             )
+
+
+def _optimized(model: Thing, ctx: TraceView) -> bool:
+    """Some optimizer made in the trace certainly holds parameters of `model`."""
+    for entry in ctx.events("created"):
+        thing = entry.event.thing
+        sources = thing.facts.get("sources") if thing.kind == "optimizer" else None
+        if sources and any(module.known and related(module, model) for module, _ in sources):
+            return True
+    return False
