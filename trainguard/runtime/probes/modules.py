@@ -305,7 +305,7 @@ class ModuleProbe:
             if self.session.detailed and not self._global_handles and not self._in_compiled_call:
                 self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
         try:
-            if self._watch_dropout(module):
+            if self._global_handles and self._watch_dropout(module):  # global hooks: a detailed step
                 with DropoutWatch(self.session, self._innermost):
                     output = call(*args, **kwargs)
             else:
