@@ -272,3 +272,16 @@ def test_a_hand_written_loss_is_the_training_loss(tmp_path) -> None:
             optimizer.step()
     steps = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [r["loss"] for r in steps if r["type"] == "step"] == pytest.approx(printed)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_all_finite_finds_each_kind_of_non_finite_value(dtype: torch.dtype) -> None:
+    from trainguard.runtime.measurements import all_finite
+
+    largest = torch.finfo(dtype).max
+    assert all_finite(torch.tensor([largest, -largest, 0.0], dtype=dtype))  # far apart, yet finite
+    assert all_finite(torch.empty(0, dtype=dtype))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        values = torch.zeros(3, 4, dtype=dtype)
+        values[1, 2] = bad
+        assert not all_finite(values.t())  # a strided view too
