@@ -35,7 +35,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
-from trainguard.runtime.events import GradientsCleared, StepEnd, StepStart
+from trainguard.runtime.events import GradientsCleared, OptimizerStateLoad, StepEnd, StepStart
 from trainguard.runtime.probes import Patches
 from trainguard.runtime.state import OptimizerState
 
@@ -65,6 +65,7 @@ class OptimizerProbe:
         self._patches.replace(Optimizer, "__init__", self._wrap_init)
         self._patches.replace(Optimizer, "zero_grad", self._wrap_zero_grad)
         self._patches.replace(torch.nn.Module, "zero_grad", self._wrap_zero_grad)
+        self._patches.replace(Optimizer, "load_state_dict", self._wrap_load_state_dict)
 
     def uninstall(self) -> None:
         for handle in self._handles:
@@ -95,6 +96,20 @@ class OptimizerProbe:
                 probe.session.internal_error("optimizer probe", error)
 
         return __init__
+
+    def _wrap_load_state_dict(self, original: Any) -> Any:
+        probe = self
+
+        def load_state_dict(optimizer: Optimizer, *args: Any, **kwargs: Any) -> Any:
+            result = original(optimizer, *args, **kwargs)
+            try:
+                probe.session.phase_changed()  # a resume: its first step is observed in full
+                probe.session.emit("optimizer_state_load", OptimizerStateLoad(user_location()))
+            except Exception as error:
+                probe.session.internal_error("optimizer probe", error)
+            return result
+
+        return load_state_dict
 
     def _wrap_zero_grad(self, original: Any) -> Any:
         probe = self
