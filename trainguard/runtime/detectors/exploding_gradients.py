@@ -79,7 +79,9 @@ class ExplodingGradients(Detector):
     def on_measured(self, event: StepMeasured) -> None:
         if event.location in self._reported:
             return
-        history = self._histories.setdefault(event.location, _NormHistory(self._limits.spike_history))
+        history = self._histories.get(event.location)
+        if history is None:  # not setdefault: that would build a history for every event
+            history = self._histories[event.location] = _NormHistory(self._limits.spike_history)
         if finite(event.loss):
             history.losses.append(event.loss)
         norm = event.grad_norm
