@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 # state: O(1) Python per call, no module hooks, no host reads; losses are summed on their device
 # and read at the next detailed step.
 FULL_STEPS = 20
-WINDOW_EVERY = 25
+WINDOW_EVERY = 50
 
 
 @dataclass
