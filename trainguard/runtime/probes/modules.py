@@ -79,7 +79,7 @@ class ModuleProbe:
         self._unwatched_call: nn.Module | None = None
         self._unwatched_kwargs: dict[str, Any] = {}
         self._hidden_seen: set[int] = set()
-        self._generation_step = -1
+        self._layers_stale = True  # a model's layers are walked again at its next reported call
         self._patches = Patches()
         self._class_wrappers: set[Callable[..., Any]] = set()
         self._active = False
@@ -300,7 +300,7 @@ class ModuleProbe:
             if root is not None and root.call_mode != mode:
                 root.call_mode = mode
                 self.session.phase_changed()
-                self._generation_step = -1  # the model is looked at afresh
+                self._layers_stale = True  # the model is looked at afresh
             if self.session.detailed and not self._global_handles and not self._in_compiled_call:
                 self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
         try:
@@ -342,11 +342,11 @@ class ModuleProbe:
                 return
             if root.call_mode is None:
                 root.call_mode = (module.training, torch.is_grad_enabled())  # found by the global pre-hook during this call
-            if self._generation_step < 0:
+            if self._layers_stale:
                 # Layers added later are seen at a phase change (each mode change of a model, so
                 # at least at every evaluation), not at every detailed step or window: walking a
                 # large model's modules costs up to milliseconds.
-                self._generation_step = self.session.step
+                self._layers_stale = False
                 root.refresh()
             grad_enabled = torch.is_grad_enabled()
             outputs = _tensors(output) if grad_enabled else []
