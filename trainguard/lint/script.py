@@ -131,8 +131,8 @@ class Script:
             if node.level == 0 and node.module in self.imports.names:
                 continue  # `import model` elsewhere in the file: keep it simple, do not guess
             sibling = load_sibling(folder / f"{node.module}.py")
-            if sibling is None:
-                continue
+            if sibling is None or sibling.tree is self.tree:
+                continue  # absent, or this very file (parsed once, so its nodes would count as foreign)
             self.siblings.append(node.module)
             self._sibling_paths.append(folder / f"{node.module}.py")
             for alias in node.names:
