@@ -26,9 +26,20 @@ FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
+# Field types of the node classes' signatures (`Name(identifier id, expr_context ctx)`) that never hold a node.
+_PLAIN_FIELD = re.compile(r"(?:identifier|string|constant|int)[?*]? (\w+)")
+
+
+def _child_fields(node_type: type) -> tuple[str, ...]:
+    """The fields of a node type that may hold nodes: not expression contexts (`Load`, `Store`), nor
+    names, strings and constants (a Name, Constant or Attribute then needs at most one look-up)."""
+    plain = set(_PLAIN_FIELD.findall(node_type.__doc__ or ""))
+    return tuple(name for name in node_type._fields if name != "ctx" and name not in plain)
+
+
 def walk(tree: ast.AST) -> Iterator[ast.AST]:
     """`ast.walk` in the same order, faster: the fields that may hold nodes are looked up once per
-    node type, and expression contexts (`Load`, `Store`) are left out."""
+    node type (`_child_fields`)."""
     todo = deque((tree,))
     pop, extend, append = todo.popleft, todo.extend, todo.append
     node_type = ast.AST
@@ -37,7 +48,7 @@ def walk(tree: ast.AST) -> Iterator[ast.AST]:
         yield node
         fields = _CHILD_FIELDS.get(type(node))
         if fields is None:
-            fields = _CHILD_FIELDS[type(node)] = tuple(name for name in node._fields if name != "ctx")
+            fields = _CHILD_FIELDS[type(node)] = _child_fields(type(node))
         for name in fields:
             value = getattr(node, name, None)
             if value.__class__ is list:
