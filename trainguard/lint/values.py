@@ -167,6 +167,8 @@ def _join_tables(tables: list[dict]) -> dict:
     joined = dict(tables[0])
     top = unknown()
     for table in tables[1:]:
+        if table == joined:
+            continue  # compared without a Python loop: the sets are mostly the same objects
         for key, values in table.items():
             mine = joined.get(key)
             if mine is None:
