@@ -317,6 +317,11 @@ class Script:
         """The node belongs to a project module this file imports definitions from."""
         return any(id(node) in sibling.nodes() for sibling in map(load_sibling, self._sibling_paths) if sibling is not None)
 
+    def mentions(self, text: str) -> bool:
+        """The text occurs in this file or in a sibling module it imports definitions from (all the
+        code a trace of the file can run): a necessary condition for a keyword argument, say."""
+        return text in self.source or any(text in sibling.source for sibling in map(load_sibling, self._sibling_paths) if sibling is not None)
+
     def nodes(self) -> frozenset[int]:
         """Every node of this file (by id), computed once."""
         if self._nodes is None:
