@@ -2,9 +2,9 @@
 
     python benchmarks/overhead.py [--rounds 7] [--steps 200] [--models mlp,cnn,transformer]
 
-Each round trains a fresh copy of the model for STEPS optimizer steps twice, once plain and once
-under `trainguard.watch()`, in alternating order; the ratio is the median over rounds of the
-per-round ratios. A guarded run observes its first 20 steps in full (global module hooks, every
+Each round trains the model from the same initial weights for STEPS optimizer steps three times
+(plain, under `trainguard.watch()`, and under the guard writing metrics), in alternating order;
+the ratio is the median over rounds of the per-round ratios. A guarded run observes its first 20 steps in full (global module hooks, every
 detector, device reads) and then one step in 25 (docs/runtime.md, "When each rule looks"), so the
 figure for STEPS=200 includes 19 + 7 detailed steps; "after 20" is the same ratio over the steps
 after the first 20 (the steady state with its windows), "first 20 steps" the median per-step ratio
@@ -101,9 +101,12 @@ def train(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor
 MODES = ("plain", "guarded", "metrics")
 
 
-def run_mode(mode: str, make: Callable, steps: int, seed: int, metrics_file: str) -> list[float]:
+def run_mode(mode: str, model: nn.Module, batch: Callable, initial: dict[str, torch.Tensor], steps: int, seed: int, metrics_file: str) -> list[float]:
+    # The same model object in every mode, reset to the same weights: a fresh model per run would
+    # put its tensors at other addresses, and on this CPU that alone moves a step's time by
+    # several percent from one run to the next, more than the guard's cost.
+    model.load_state_dict(initial)
     torch.manual_seed(seed)
-    model, batch = make()
     if mode == "plain":
         return train(model, batch, steps)
     with trainguard.watch(echo=False, metrics=metrics_file if mode == "metrics" else None):
@@ -111,12 +114,14 @@ def run_mode(mode: str, make: Callable, steps: int, seed: int, metrics_file: str
 
 
 def measure(make: Callable, rounds: int, steps: int, metrics_file: str) -> dict[str, float]:
-    train(*make(), steps=20)  # warm-up: allocator, kernels
+    model, batch = make()
+    initial = {name: value.clone() for name, value in model.state_dict().items()}
+    train(model, batch, steps=20)  # warm-up: allocator, kernels
     ratios: dict[str, list[float]] = {"guarded": [], "metrics": [], "steady": [], "detailed": []}
     plain_ms = []
     for index in range(rounds):
         order = MODES if index % 2 == 0 else tuple(reversed(MODES))
-        times = {mode: run_mode(mode, make, steps, index, metrics_file) for mode in order}
+        times = {mode: run_mode(mode, model, batch, initial, steps, index, metrics_file) for mode in order}
         plain = times["plain"]
         for mode in ("guarded", "metrics"):
             ratios[mode].append(sum(times[mode][1:]) / sum(plain[1:]))

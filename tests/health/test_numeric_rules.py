@@ -272,3 +272,54 @@ def test_a_hand_written_loss_is_the_training_loss(tmp_path) -> None:
             optimizer.step()
     steps = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [r["loss"] for r in steps if r["type"] == "step"] == pytest.approx(printed)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_all_finite_finds_each_kind_of_non_finite_value(dtype: torch.dtype) -> None:
+    from trainguard.runtime.measurements import all_finite
+
+    largest = torch.finfo(dtype).max
+    assert all_finite(torch.tensor([largest, -largest, 0.0], dtype=dtype))  # far apart, yet finite
+    assert all_finite(torch.empty(0, dtype=dtype))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        values = torch.zeros(3, 4, dtype=dtype)
+        values[1, 2] = bad
+        assert not all_finite(values.t())  # a strided view too
+
+
+def _converged_then_continued(restore_optimizer: bool) -> list:
+    """Train a regression to its floor, checkpoint it, then continue from the checkpoint under
+    the guard for TG402's window: the loss is flat, as it is late in any schedule."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]]) + 0.1 * torch.randn(64, 1)
+    model = nn.Linear(4, 1)
+    # Plain SGD: its restored state is empty, so both runs below take the very same steps and
+    # differ only in the resume the guard is told of.
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(400):
+        optimizer.zero_grad()
+        F.mse_loss(model(x), y).backward()
+        optimizer.step()
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    with trainguard.watch(echo=False, select="TG402") as handle:
+        resumed = nn.Linear(4, 1)
+        resumed.load_state_dict(checkpoint["model"])
+        optimizer = torch.optim.SGD(resumed.parameters(), lr=0.1)
+        if restore_optimizer:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        for _ in range(120):
+            optimizer.zero_grad()
+            F.mse_loss(resumed(x), y).backward()
+            optimizer.step()
+    return handle.findings
+
+
+def test_a_resumed_run_at_its_loss_floor_is_not_loss_not_decreasing() -> None:
+    assert _converged_then_continued(restore_optimizer=True) == []
+
+
+def test_the_same_flat_loss_without_a_resume_is_loss_not_decreasing() -> None:
+    # Its twin: weights loaded but no optimizer state (a fine-tune), the very same flat curve.
+    (finding,) = _converged_then_continued(restore_optimizer=False)
+    assert finding.code == "TG402"

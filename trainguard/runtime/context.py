@@ -108,6 +108,11 @@ class ObserverContext(DetectorContext, Protocol):
         """None when no detector or stream needs measurements."""
 
     @property
+    def follows_gradients(self) -> bool:
+        """Whether this step's zero_grad calls and gradient accumulations are followed: in detailed
+        steps and in the step before each window (whose end the window's first step is compared with)."""
+
+    @property
     def steady_begins(self) -> list[Callable[[], None]]:
         """Called when a steady-state step begins: probes take off what only detailed steps need."""
 

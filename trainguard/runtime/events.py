@@ -210,6 +210,14 @@ class TorchLoad:
 
 
 @dataclass(frozen=True, slots=True)
+class OptimizerStateLoad:
+    """`optimizer.load_state_dict()` returned: the run resumes a training (an optimizer's moments
+    and step counts restored, which fine-tuning from loaded weights alone does not do)."""
+
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
 class StateDictLoad:
     """`module.load_state_dict(state_dict, strict=False)` returned: how many of its keys matched.
 
@@ -307,6 +315,7 @@ EVENTS: dict[str, type] = {
     "scheduler_step": SchedulerStep,
     "torch_load": TorchLoad,
     "state_dict_load": StateDictLoad,
+    "optimizer_state_load": OptimizerStateLoad,
     "loader_batch": LoaderBatch,
     "loader_iter": LoaderIterated,
     "measured": StepMeasured,

@@ -62,6 +62,9 @@ class GuardSession:
         self.step = 0
         self.steps_taken = 0  # optimizer steps of all optimizers
         self.detailed = True
+        # Whether this step's gradients are followed (zero_grad calls, accumulations): in detailed
+        # steps and in the step before each window, so that the window starts from a known gradient.
+        self.follows_gradients = True
         self.window = Window()
         # Called when a steady-state step begins: probes take off what only detailed steps need.
         self.steady_begins: list[Callable[[], None]] = []
@@ -154,15 +157,17 @@ class GuardSession:
         self.step = max(self.step, index + 1)
         self.steps_taken += 1
         self.window.reset()
+        was_detailed = self.detailed
         self.detailed = self.step < FULL_STEPS or self.step % WINDOW_EVERY == 0
-        if not self.detailed:
+        self.follows_gradients = self.detailed or (self.step + 1) % WINDOW_EVERY == 0
+        if was_detailed and not self.detailed:
             for leave in self.steady_begins:
                 leave()
 
     def phase_changed(self) -> None:
         """A phase begins (a model called in a new mode, a resume, a new optimizer or loader):
         the rest of the current step is observed in full."""
-        self.detailed = True
+        self.detailed = self.follows_gradients = True
 
     # -- findings --------------------------------------------------------------------------
     def report(

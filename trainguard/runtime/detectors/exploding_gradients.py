@@ -79,7 +79,10 @@ class ExplodingGradients(Detector):
     def on_measured(self, event: StepMeasured) -> None:
         if event.location in self._reported:
             return
-        history = self._histories.setdefault(event.location, _NormHistory(self._limits.spike_history))
+        location = event.location
+        history = self._histories.get(location)
+        if history is None:  # not setdefault: that would build a history for every event
+            history = self._histories[location] = _NormHistory(self._limits.spike_history)
         if finite(event.loss):
             history.losses.append(event.loss)
         norm = event.grad_norm

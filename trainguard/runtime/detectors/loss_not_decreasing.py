@@ -8,7 +8,7 @@ import statistics
 from trainguard.runtime.callsite import Location
 from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
-from trainguard.runtime.events import LossCall, StepMeasured
+from trainguard.runtime.events import LossCall, OptimizerStateLoad, StepMeasured
 from trainguard.runtime.measurements import finite
 
 
@@ -29,6 +29,11 @@ class LossNotDecreasing(Detector):
         # backward() was called on) may be a surrogate, like REINFORCE's, that is not meant to decrease.
         if event.output.grad_fn is not None and event.output.dim() == 0:
             self._loss_function_trained = True
+
+    def on_optimizer_state_load(self, event: OptimizerStateLoad) -> None:
+        # A resumed run: late in a schedule the loss may rightly improve by less than
+        # `min_improvement` over `loss_window` steps, so "learns nothing" cannot be told apart.
+        self._judged = True
 
     def on_measured(self, event: StepMeasured) -> None:
         if self._judged or not finite(event.loss) or not self._loss_function_trained:

@@ -10,7 +10,7 @@ import torch
 
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import StepMeasured
-from trainguard.runtime.measurements import first_nonfinite
+from trainguard.runtime.measurements import all_finite, first_nonfinite
 
 
 class NonFiniteLoss(Detector):
@@ -47,7 +47,7 @@ class NonFiniteInputs(Detector):
         for call in self.session.window.forwards:
             for ref in call.inputs:
                 tensor = ref()
-                if tensor is not None and not bool(torch.isfinite(tensor).all()):
+                if tensor is not None and not all_finite(tensor):
                     bad = int((~torch.isfinite(tensor)).sum())
                     self.report(
                         f"an input batch of {call.root.name} holds {bad} NaN/Inf value(s) out of {tensor.numel()}",

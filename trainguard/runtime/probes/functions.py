@@ -99,8 +99,11 @@ class FunctionProbe:
                 if probe.session.detailed or not torch.is_grad_enabled():
                     arguments = {**dict(zip(names, args)), **kwargs} if args else kwargs
                     probe._contained(lambda: probe._loss_called(name, input, target, output, arguments))
-                else:
-                    probe._contained(lambda: probe._steady_loss(output, True))
+                else:  # the steady state: no closure made, as _contained would need
+                    try:
+                        probe._steady_loss(output, True)
+                    except Exception as error:
+                        probe.session.internal_error("function probe", error)
                 return output
 
             return loss

@@ -32,7 +32,6 @@ from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
-from trainguard.runtime.context import WINDOW_EVERY
 from trainguard.runtime.events import ForwardCall, HiddenModuleCall, ModeSet, ModuleBuilt, ReachFlag
 from trainguard.runtime.probes import Patches
 from trainguard.runtime.probes.dropout_in_eval import DropoutWatch
@@ -305,7 +304,7 @@ class ModuleProbe:
             if self.session.detailed and not self._global_handles and not self._in_compiled_call:
                 self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
         try:
-            if self._watch_dropout(module):
+            if self._global_handles and self._watch_dropout(module):  # global hooks: a detailed step
                 with DropoutWatch(self.session, self._innermost):
                     output = call(*args, **kwargs)
             else:
@@ -343,11 +342,11 @@ class ModuleProbe:
                 return
             if root.call_mode is None:
                 root.call_mode = (module.training, torch.is_grad_enabled())  # found by the global pre-hook during this call
-            step = self.session.step
-            if self._generation_step != step and (self._generation_step < 0 or step % WINDOW_EVERY == 0):
-                # Layers added later are seen at a phase change or a window, not at every
-                # detailed step: walking a large model's modules costs.
-                self._generation_step = step
+            if self._generation_step < 0:
+                # Layers added later are seen at a phase change (each mode change of a model, so
+                # at least at every evaluation), not at every detailed step or window: walking a
+                # large model's modules costs up to milliseconds.
+                self._generation_step = self.session.step
                 root.refresh()
             grad_enabled = torch.is_grad_enabled()
             outputs = _tensors(output) if grad_enabled else []

@@ -10,6 +10,10 @@ its version advanced by exactly this accumulation; it breaks when the gradient w
 (set_to_none, `p.grad = None`) or changed in place in between (`zero_()`). The gradients were
 cleared in a window if the chain broke anywhere in it: a GAN's generator step may add gradients to
 the discriminator that its `zero_grad()` then clears before the discriminator's own backward.
+The chain is followed where it is judged: in detailed steps and in the step before each window
+(session.follows_gradients). Between them the hook returns at once and zero_grad passes through;
+a step made detailed by a phase change starts from a gradient not seen last, so its chain counts
+as broken (cleared) and the rules that need it stay silent there rather than guess.
 
 `Optimizer.zero_grad` and `Module.zero_grad` are wrapped (no hook exists) to state which
 optimizers' gradients a call cleared: the chain test alone cannot tell that a
@@ -31,7 +35,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from torch.utils.hooks import RemovableHandle
 
 from trainguard.runtime.callsite import user_location
-from trainguard.runtime.events import GradientsCleared, StepEnd, StepStart
+from trainguard.runtime.events import GradientsCleared, OptimizerStateLoad, StepEnd, StepStart
 from trainguard.runtime.probes import Patches
 from trainguard.runtime.state import OptimizerState
 
@@ -45,6 +49,10 @@ class OptimizerProbe:
         self.states: weakref.WeakKeyDictionary[Optimizer, OptimizerState] = session.optimizer_states
         self._handles: list[RemovableHandle] = []
         self._patches = Patches()
+        # A steady-state step is counted, not observed; under `strict` its loss is read before the
+        # update (a GuardStop raised there stops the run before NaN reaches the weights).
+        measurements = session.measurements
+        self._read_steady_losses = measurements.emit_steady if session.config.strict and measurements is not None else None
 
     def install(self) -> None:
         for obj in gc.get_objects():  # optimizers made before watch() (none under `trainguard run`)
@@ -57,6 +65,7 @@ class OptimizerProbe:
         self._patches.replace(Optimizer, "__init__", self._wrap_init)
         self._patches.replace(Optimizer, "zero_grad", self._wrap_zero_grad)
         self._patches.replace(torch.nn.Module, "zero_grad", self._wrap_zero_grad)
+        self._patches.replace(Optimizer, "load_state_dict", self._wrap_load_state_dict)
 
     def uninstall(self) -> None:
         for handle in self._handles:
@@ -88,10 +97,26 @@ class OptimizerProbe:
 
         return __init__
 
+    def _wrap_load_state_dict(self, original: Any) -> Any:
+        probe = self
+
+        def load_state_dict(optimizer: Optimizer, *args: Any, **kwargs: Any) -> Any:
+            result = original(optimizer, *args, **kwargs)
+            try:
+                probe.session.phase_changed()  # a resume: its first step is observed in full
+                probe.session.emit("optimizer_state_load", OptimizerStateLoad(user_location()))
+            except Exception as error:
+                probe.session.internal_error("optimizer probe", error)
+            return result
+
+        return load_state_dict
+
     def _wrap_zero_grad(self, original: Any) -> Any:
         probe = self
 
         def zero_grad(owner: Any, *args: Any, **kwargs: Any) -> Any:
+            if not probe.session.follows_gradients:
+                return original(owner, *args, **kwargs)
             try:
                 before = probe._sample_grads()
             except Exception as error:
@@ -125,7 +150,7 @@ class OptimizerProbe:
                 continue
             state.cleared_since_accumulation = True
             if not self.session.detailed:
-                continue  # a steady-state step: the flag is kept (the next window's chain needs it), no event
+                continue  # the step before a window: the flag is kept (the window's chain needs it), no event
             whole = None
             if state.accumulations:
                 # Rare (the TG114 bug): worth a walk over the parameters.
@@ -143,7 +168,8 @@ class OptimizerProbe:
             state = self.state(optimizer)
             state.attempts += 1
             if not self.session.detailed:
-                self._steady_step()
+                if self._read_steady_losses:
+                    self._read_steady_losses()
                 return None
             state.refresh_params(optimizer)
             state.pending_start = state.step_location = user_location()
@@ -154,13 +180,6 @@ class OptimizerProbe:
         if deferred is None:
             self._start(optimizer, state)
         return deferred
-
-    def _steady_step(self) -> None:
-        """A steady-state step is counted, not observed; under `strict` its loss is read before
-        the update (a GuardStop raised here stops the run before NaN reaches the weights)."""
-        measurements = self.session.measurements
-        if self.session.config.strict and measurements is not None:
-            measurements.emit_steady()
 
     def _start_after_closure(self, optimizer: Optimizer, state: OptimizerState, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """For `step(closure)`: the same arguments with the closure wrapped, so that the step is
@@ -199,7 +218,8 @@ class OptimizerProbe:
             return
         try:
             state = self.state(optimizer)
-            self._start(optimizer, state)  # a closure the optimizer never called
+            if state.pending_start is not None:
+                self._start(optimizer, state)  # a closure the optimizer never called
             index = state.steps
             state.steps += 1
             state.accumulations = 0
@@ -235,6 +255,8 @@ class OptimizerProbe:
         session = self.session
 
         def accumulated(param: torch.Tensor) -> None:
+            if not session.follows_gradients:
+                return
             try:
                 grad = param.grad
                 unbroken = state.grad_seen is not None and state.grad_seen() is grad and grad is not None and grad._version == state.grad_version + 1
