@@ -30,7 +30,7 @@ _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 _PLAIN_FIELD = re.compile(r"(?:identifier|string|constant|int)[?*]? (\w+)")
 
 
-def _child_fields(node_type: type) -> tuple[str, ...]:
+def _child_fields(node_type: type[ast.AST]) -> tuple[str, ...]:
     """The fields of a node type that may hold nodes: not expression contexts (`Load`, `Store`), nor
     names, strings and constants (a Name, Constant or Attribute then needs at most one look-up)."""
     plain = set(_PLAIN_FIELD.findall(node_type.__doc__ or ""))
