@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import gc
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from trainguard.catalogue import RuleSelection
 from trainguard.findings import Finding
@@ -124,6 +126,27 @@ def lint_paths(paths: Iterable[Path], config: LintConfig, analyse_all: bool = Fa
     `analyse_all` runs the analysis on files without training code too (robustness tests)."""
     result = LintResult()
     selection = RuleSelection.build(list(config.select) or None, list(config.ignore)).codes
+    with _collection_paused():
+        _lint_files(paths, config, analyse_all, selection, result)
+    return result
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: the syntax trees alive at once (the files parsed
+    last, the sibling modules) made each collection walk millions of nodes, about a third of a run
+    over library code, while a run leaves next to no cyclic garbage (a few hundred objects over
+    torch's 500 files; everything else is freed by reference counting as usual)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _lint_files(paths: Iterable[Path], config: LintConfig, analyse_all: bool, selection: frozenset[str], result: LintResult) -> None:
     for path in discover(paths, config.exclude, config.root):
         shown = _display(path)
         result.files += 1
@@ -140,7 +163,6 @@ def lint_paths(paths: Iterable[Path], config: LintConfig, analyse_all: bool = Fa
         if findings is not None:
             result.findings += findings
             result.analysed += 1
-    return result
 
 
 def _per_file_ignored(path: Path, config: LintConfig) -> frozenset[str]:

@@ -6,11 +6,8 @@ import json
 from pathlib import PurePosixPath
 from typing import IO, Any
 
-from rich.text import Text
-
 from trainguard import __version__
 from trainguard.catalogue import RULES
-from trainguard.console import format_finding_line, make_console, print_summary
 from trainguard.findings import Finding, Severity
 from trainguard.lint.engine import LintResult
 from trainguard.report import build_report, sort_findings, summarize
@@ -29,6 +26,12 @@ def lint_report(result: LintResult) -> dict[str, Any]:
 
 def write_text(result: LintResult, stream: IO[str]) -> None:
     """One line per finding in file order (`path:line:col CODE slug: message`), its fix, a summary."""
+    # Imported here: rich is only needed for text output, and its import is a sizeable part of
+    # a `--format json` run's start-up.
+    from rich.text import Text
+
+    from trainguard.console import format_finding_line, make_console, print_summary
+
     console = make_console(stream)
     for finding in sorted(result.findings, key=lambda f: (f.path or "", f.line or 0, f.column or 0, f.code)):
         line = format_finding_line(finding)

@@ -41,6 +41,13 @@ class ImportMap:
 
 def source_text(node: ast.AST) -> str:
     """The source of an expression, for messages and for matching targets (`self.losses`)."""
+    parts: list[str] = []
+    inner = node
+    while isinstance(inner, ast.Attribute):
+        parts.append(inner.attr)
+        inner = inner.value
+    if isinstance(inner, ast.Name):  # `loss`, `self.losses`: the unparser's text, without its cost
+        return ".".join([inner.id, *reversed(parts)])
     try:
         return ast.unparse(node)
     except Exception:  # synthetic or extremely deep nodes: not worth failing a lint over

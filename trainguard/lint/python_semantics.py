@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from trainguard.lint import events as ev
@@ -503,7 +504,7 @@ class PythonSemantics(TraceState):
                 self.eval(keyword.value)
         if self.state is None:
             return unknown()
-        if METRIC_NAME.search(_dotted_name(func)):
+        if _names_metric(_dotted_name(func)):
             self.score(frozenset().union(*args, *kwargs.values()) if (args or kwargs) else frozenset())
         if qualname is not None:
             self.emit("call", ev.Call(node, qualname))
@@ -697,6 +698,11 @@ def _dotted_name(func: ast.expr) -> str:
     if isinstance(func, ast.Name):
         parts.append(func.id)
     return ".".join(reversed(parts))
+
+
+@lru_cache(maxsize=4096)  # every call a trace evaluates asks, and the same few names recur
+def _names_metric(dotted: str) -> bool:
+    return METRIC_NAME.search(dotted) is not None
 
 
 def _receiver_root(func: ast.expr) -> str:

@@ -26,9 +26,20 @@ FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
+# Field types of the node classes' signatures (`Name(identifier id, expr_context ctx)`) that never hold a node.
+_PLAIN_FIELD = re.compile(r"(?:identifier|string|constant|int)[?*]? (\w+)")
+
+
+def _child_fields(node_type: type[ast.AST]) -> tuple[str, ...]:
+    """The fields of a node type that may hold nodes: not expression contexts (`Load`, `Store`), nor
+    names, strings and constants (a Name, Constant or Attribute then needs at most one look-up)."""
+    plain = set(_PLAIN_FIELD.findall(node_type.__doc__ or ""))
+    return tuple(name for name in node_type._fields if name != "ctx" and name not in plain)
+
+
 def walk(tree: ast.AST) -> Iterator[ast.AST]:
     """`ast.walk` in the same order, faster: the fields that may hold nodes are looked up once per
-    node type, and expression contexts (`Load`, `Store`) are left out."""
+    node type (`_child_fields`)."""
     todo = deque((tree,))
     pop, extend, append = todo.popleft, todo.extend, todo.append
     node_type = ast.AST
@@ -37,7 +48,7 @@ def walk(tree: ast.AST) -> Iterator[ast.AST]:
         yield node
         fields = _CHILD_FIELDS.get(type(node))
         if fields is None:
-            fields = _CHILD_FIELDS[type(node)] = tuple(name for name in node._fields if name != "ctx")
+            fields = _CHILD_FIELDS[type(node)] = _child_fields(type(node))
         for name in fields:
             value = getattr(node, name, None)
             if value.__class__ is list:
@@ -131,8 +142,8 @@ class Script:
             if node.level == 0 and node.module in self.imports.names:
                 continue  # `import model` elsewhere in the file: keep it simple, do not guess
             sibling = load_sibling(folder / f"{node.module}.py")
-            if sibling is None:
-                continue
+            if sibling is None or sibling.tree is self.tree:
+                continue  # absent, or this very file (parsed once, so its nodes would count as foreign)
             self.siblings.append(node.module)
             self._sibling_paths.append(folder / f"{node.module}.py")
             for alias in node.names:
@@ -305,6 +316,11 @@ class Script:
     def is_foreign(self, node: ast.AST) -> bool:
         """The node belongs to a project module this file imports definitions from."""
         return any(id(node) in sibling.nodes() for sibling in map(load_sibling, self._sibling_paths) if sibling is not None)
+
+    def mentions(self, text: str) -> bool:
+        """The text occurs in this file or in a sibling module it imports definitions from (all the
+        code a trace of the file can run): a necessary condition for a keyword argument, say."""
+        return text in self.source or any(text in sibling.source for sibling in map(load_sibling, self._sibling_paths) if sibling is not None)
 
     def nodes(self) -> frozenset[int]:
         """Every node of this file (by id), computed once."""

@@ -162,9 +162,20 @@ class State:
 
 
 def _join_tables(tables: list[dict]) -> dict:
-    first = tables[0]
-    if all(table == first for table in tables[1:]):
-        return dict(first)  # the common case: branches that changed nothing here
+    """Key by key union; a key missing from a table joins TOP. Branches start from copies of one
+    state, so most keys hold the very same set on every side: those are kept without a union."""
+    joined = dict(tables[0])
     top = unknown()
-    keys = set().union(*tables)
-    return {key: frozenset().union(*(table.get(key, top) for table in tables)) for key in keys}
+    for table in tables[1:]:
+        if table == joined:
+            continue  # compared without a Python loop: the sets are mostly the same objects
+        for key, values in table.items():
+            mine = joined.get(key)
+            if mine is None:
+                joined[key] = values | top  # missing from the tables joined so far
+            elif mine is not values and mine != values:
+                joined[key] = mine | values
+        if len(joined) != len(table):
+            for key in joined.keys() - table.keys():
+                joined[key] = joined[key] | top
+    return joined

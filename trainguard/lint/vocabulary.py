@@ -8,6 +8,7 @@ parameters, attributes set elsewhere), and such values start with unknown state.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 LOSS_FUNCTIONS = {
     # functional name -> loss family; nn class names map onto the same families below.
@@ -83,6 +84,7 @@ _MODEL_NAME = re.compile(
 _LOADER_NAME = re.compile(r"loader", re.I)
 
 
+@lru_cache(maxsize=4096)  # asked for every unknown name each time a trace reads it
 def guess_kind(name: str) -> str | None:
     """The kind of an unseen value from its name alone (`scheduler`, `opt_g`, `netD`, ...)."""
     if _SCHEDULER_NAME.search(name):

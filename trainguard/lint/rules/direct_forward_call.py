@@ -7,6 +7,7 @@ import ast
 from trainguard.findings import Severity
 from trainguard.lint import events as ev
 from trainguard.lint.rules import LintRule, in_test_code
+from trainguard.lint.script import Script
 from trainguard.lint.trace_view import TraceView
 
 
@@ -22,6 +23,13 @@ class DirectForwardCall(LintRule):
 
     codes = ("TG205",)
     triggers = (frozenset(("forward",)),)
+
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
+        """Without an attribute named `forward` in the code a trace can run (the file and the
+        sibling modules it imports from) no `x.forward(...)` exists to report: the word alone
+        (`# the inner forward.`) then makes no function worth analysing for this rule."""
+        return cls.triggers if "forward" in script.attribute_names else ()
 
     def on_method_call(self, event: ev.MethodCall, ctx: TraceView) -> None:
         if event.method != "forward" or not any(thing.kind == "model" for thing in event.receivers):

@@ -73,6 +73,12 @@ class WeightDecayOnNormAndBias(LintRule):
     codes = ("TG116",)
     triggers = (frozenset(("optim",)),)  # where an optimizer is made (`optim.AdamW(`, an imported `AdamW(`)
 
+    @classmethod
+    def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
+        """Only an optimizer made with a literal `weight_decay=` is reported: without the keyword in
+        the code a trace can run, no function is worth analysing for this rule."""
+        return cls.triggers if script.mentions("weight_decay") else ()
+
     def on_created(self, event: ev.Created, ctx: TraceView) -> None:
         optimizer = event.thing
         node = event.node
