@@ -14,6 +14,12 @@ to a file (`watch(metrics=...)`, `run --metrics`). "mlp, DataLoader" feeds the s
 shuffling DataLoader: it adds the data probe's per-batch work and the row fingerprints of
 training batches that TG504 takes on the first 20 steps.
 
+The benchmark runs with glibc told to keep freed memory (it re-executes itself with
+`MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` set high, unless they are set already):
+by default large freed blocks go back to the OS and are faulted in again, and which run of a
+round pays those page faults depends on the order of allocations, not on the guard; on the CNN
+that alone made guarded runs 6 % faster or slower than plain ones.
+
 Times are the process's CPU time with one intra-op thread (`--threads 1`, the default): on a
 shared 2-core machine wall-clock ratios move by several percent with the neighbours' load, CPU
 time much less. `--clock wall` measures wall-clock time instead.
@@ -25,6 +31,7 @@ import argparse
 import itertools
 import os
 import statistics
+import sys
 import tempfile
 import time
 from typing import Callable
@@ -132,7 +139,13 @@ def measure(make: Callable, rounds: int, steps: int, metrics_file: str) -> dict[
     return {"plain_ms": statistics.median(plain_ms), **{name: statistics.median(values) for name, values in ratios.items()}}
 
 
+# glibc's thresholds, in bytes: keep every freed block in the heap (see the docstring).
+STABLE_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
 def main() -> None:
+    if not all(name in os.environ for name in STABLE_MALLOC):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STABLE_MALLOC})
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=220)
