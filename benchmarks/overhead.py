@@ -1,6 +1,6 @@
 """Guard overhead: median time per training step, guarded / plain, both measured in this run.
 
-    python benchmarks/overhead.py [--rounds 7] [--steps 220] [--models mlp,cnn,transformer]
+    python benchmarks/overhead.py [--rounds 7] [--steps 220] [--models mlp,cnn,transformer] [--marginal]
 
 Each round trains the model from the same initial weights for STEPS optimizer steps three times
 (plain, under `trainguard.watch()`, and under the guard writing metrics), in alternating order;
@@ -13,6 +13,10 @@ over the first 20 alone (the worst case). "+ metrics" is the guard with the metr
 to a file (`watch(metrics=...)`, `run --metrics`). "mlp, DataLoader" feeds the same MLP from a
 shuffling DataLoader: it adds the data probe's per-batch work and the row fingerprints of
 training batches that TG504 takes on the first 20 steps.
+
+`--marginal` measures instead the guard's cost per step after its first 20 steps, in
+microseconds (windows and their lead-in steps included), on one model in one process: plain and
+guarded blocks alternate on the same tensors (see `marginal`).
 
 The benchmark runs with glibc told to keep freed memory (it re-executes itself with
 `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` set high, unless they are set already):
@@ -42,6 +46,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import trainguard
+from trainguard.runtime.context import FULL_STEPS, WINDOW_EVERY
 
 
 def mlp() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
@@ -139,6 +144,37 @@ def measure(make: Callable, rounds: int, steps: int, metrics_file: str) -> dict[
     return {"plain_ms": statistics.median(plain_ms), **{name: statistics.median(values) for name, values in ratios.items()}}
 
 
+def marginal(make: Callable, rounds: int) -> tuple[float, float, float]:
+    """The guard's cost per step after its first FULL_STEPS, in microseconds: one model and one
+    optimizer in this process (the same tensors, so no layout luck), 100 plain steps, then a
+    guarded session whose first FULL_STEPS steps are skipped and whose next 100 (two windows and
+    their lead-in steps) are timed, then 100 plain steps again; the median and the quartiles over
+    rounds of guarded minus the mean of the two plain blocks."""
+    model, batch = make()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    steps = 2 * WINDOW_EVERY
+
+    def block(count: int) -> float:
+        start = clock()
+        for _ in range(count):
+            x, y = batch()
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        return (clock() - start) / count
+
+    block(20)
+    excess = []
+    for _ in range(rounds):
+        before = block(steps)
+        with trainguard.watch(echo=False):
+            block(FULL_STEPS)
+            guarded = block(steps)
+        excess.append((guarded - (before + block(steps)) / 2) * 1e6)
+    low, middle, high = statistics.quantiles(excess, n=4)
+    return middle, low, high
+
+
 # glibc's thresholds, in bytes: keep every freed block in the heap (see the docstring).
 STABLE_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
@@ -152,11 +188,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
+    parser.add_argument("--marginal", action="store_true", help="instead: the guard's cost per step after its first steps, in microseconds")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.clock} time, {args.rounds} rounds x {args.steps} steps")
+    if args.marginal:
+        print(f"{'model':<18}{'guarded - plain, us per step after the first ' + str(FULL_STEPS):>52}")
+        for model in args.models.split(","):
+            name, make = MODELS[model.strip()]
+            middle, low, high = marginal(make, args.rounds)
+            print(f"{name:<18}{middle:>30.1f} (quartiles {low:.1f} to {high:.1f})")
+        return
     print(f"{'model':<18}{'plain ms/step':>14}{'guarded/plain':>15}{'after 20':>10}{'+ metrics':>11}{'first 20 steps':>16}")
     with tempfile.TemporaryDirectory() as folder:
         metrics_file = os.path.join(folder, "metrics.jsonl")
