@@ -97,8 +97,9 @@ CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = CLOCKS["cpu"]
 
 
-def train(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], steps: int) -> list[float]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+def train(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], steps: int, optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+    """Per-step times of `steps` steps, with a new AdamW unless `optimizer` is given."""
+    optimizer = optimizer or torch.optim.AdamW(model.parameters(), lr=1e-3)
     times = []
     for _ in range(steps):
         start = clock()
@@ -155,13 +156,7 @@ def marginal(make: Callable, rounds: int) -> tuple[float, float, float]:
     steps = 2 * WINDOW_EVERY
 
     def block(count: int) -> float:
-        start = clock()
-        for _ in range(count):
-            x, y = batch()
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            optimizer.step()
-        return (clock() - start) / count
+        return sum(train(model, batch, count, optimizer)) / count
 
     block(20)
     excess = []

@@ -274,7 +274,7 @@ def test_a_hand_written_loss_is_the_training_loss(tmp_path) -> None:
     assert [r["loss"] for r in steps if r["type"] == "step"] == pytest.approx(printed)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64])
 def test_all_finite_finds_each_kind_of_non_finite_value(dtype: torch.dtype) -> None:
     from trainguard.runtime.measurements import all_finite
 

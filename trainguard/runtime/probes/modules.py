@@ -304,7 +304,7 @@ class ModuleProbe:
             if self.session.detailed and not self._global_handles and not self._in_compiled_call:
                 self._set_global_hooks(True)  # before the call: the global pre-hook sees the root
         try:
-            if self._global_handles and self._watch_dropout(module):  # global hooks: a detailed step
+            if self._global_handles and self._watch_dropout(module):
                 with DropoutWatch(self.session, self._innermost):
                     output = call(*args, **kwargs)
             else:
@@ -318,8 +318,9 @@ class ModuleProbe:
 
     def _watch_dropout(self, module: nn.Module) -> bool:
         """Run this call under the dropout watch: one of a model's first eval-mode calls, in a
-        detailed window (the module stack is known), outside compiled calls."""
-        if module.training or self._root_depth != 1 or self._in_compiled_call or not self._global_handles:
+        detailed window, outside compiled calls. Asked only while the global hooks are installed
+        (the module stack is known): the caller tests that first, cheaply, on every model call."""
+        if module.training or self._root_depth != 1 or self._in_compiled_call:
             return False
         if not self.session.detailed or not self.session.handles("dropout_in_eval"):
             return False
