@@ -183,3 +183,13 @@ torch.save({"model": model.state_dict(), "epoch": 3}, "legacy.pt")
 def test_minimal_checkpoint_written_by_test_code_is_not_reported(path: str, codes: list[str]) -> None:
     """Tests write minimal (legacy) checkpoints on purpose; the same code in a training script is reported."""
     assert [f.code for f in lint_source(LEGACY_CHECKPOINT, path).findings] == codes
+
+
+def test_a_file_that_imports_its_own_module_name_is_not_its_own_sibling(tmp_path: Path) -> None:
+    """`from train import helper` inside train.py: the parse cache hands back the very tree being
+    linted, so its findings stay its own (a sibling's nodes would be left to that file's lint)."""
+    source = (FIXTURES / "fire" / "tg101_no_zero_grad.py").read_text("utf-8")
+    (tmp_path / "train.py").write_text(source.replace("import torch\n", "import torch\nfrom train import loader\n", 1), "utf-8")
+    (tmp_path / "other.py").write_text("from train import model\n", "utf-8")  # train.py also read as a sibling
+    findings = lint_paths([tmp_path], LintConfig(root=tmp_path)).findings
+    assert [(f.path.rsplit("/", 1)[-1], f.code, f.line) for f in findings] == [("train.py", "TG101", 17)]
