@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import bisect
+import operator
 import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 
 from trainguard.lint.names import ImportMap
@@ -56,6 +58,11 @@ def walk(tree: ast.AST) -> Iterator[ast.AST]:
             elif isinstance(value, node_type):
                 append(value)
 _CALLED = re.compile(r"\s*\(")
+# Parts shared by many trigger words (the loss functions and classes, the grad-mode words): a text
+# without the part holds none of those words.
+_WORD_PARTS = ("Loss", "loss", "grad", "entropy")
+# Either pattern at the start of a line (a name: names hold no line breaks).
+_MODE_DEPENDENT_NAME = re.compile(f"(?:{MODE_DEPENDENT_LAYERS.pattern})|(?:{TORCHVISION_MODE_DEPENDENT.pattern})", re.MULTILINE)
 
 
 @dataclass
@@ -82,12 +89,17 @@ class Script:
         self.all_classes: list[ast.ClassDef] = []
         self.freezes_parameters = False
         self.discarded_calls: set[int] = set()  # calls whose result is thrown away: `model(x)`, `_ = model(x)`
-        for node in walk(tree):
+        add_name = names.add
+        # `walk`'s order, inlined: a Name's id is taken and a Constant dropped where its parent holds
+        # it (about 45% of all nodes), never queued.
+        todo: deque[ast.AST] = deque((tree,))
+        pop, append = todo.popleft, todo.append
+        node_type, name_type, constant_type = ast.AST, ast.Name, ast.Constant
+        while todo:
+            node = pop()
             kind = type(node)
-            if kind is ast.Name:
-                names.add(node.id)  # type: ignore[attr-defined]
-            elif kind is ast.Attribute:
-                names.add(node.attr)  # type: ignore[attr-defined]
+            if kind is ast.Attribute:
+                add_name(node.attr)  # type: ignore[attr-defined]
             elif kind is ast.Call:
                 func = node.func  # type: ignore[attr-defined]
                 if type(func) is ast.Attribute and func.attr == "requires_grad_":
@@ -107,6 +119,22 @@ class Script:
                 self.all_functions.append(node)  # type: ignore[arg-type]
             elif kind is ast.ClassDef:
                 self.all_classes.append(node)  # type: ignore[arg-type]
+            fields = _CHILD_FIELDS.get(kind)
+            if fields is None:
+                fields = _CHILD_FIELDS[kind] = _child_fields(kind)
+            for field_name in fields:
+                value = getattr(node, field_name, None)
+                if value.__class__ is list:
+                    for item in value:
+                        item_kind = type(item)
+                        if item_kind is name_type:
+                            add_name(item.id)
+                        elif item_kind is not constant_type and isinstance(item, node_type):
+                            append(item)
+                elif value.__class__ is name_type:
+                    add_name(value.id)
+                elif value.__class__ is not constant_type and isinstance(value, node_type):
+                    append(value)
         self._import_nodes = imports
         self.attribute_names = frozenset(names)
         self.imports = ImportMap(imports)
@@ -116,8 +144,8 @@ class Script:
         self._mode_dependent_classes: dict[str, bool] = {}
         self._parameter_classes: dict[str, bool | None] = {}
         self._relevant: dict[frozenset[frozenset[str]], set[int]] = {}
-        for node in tree.body:
-            self._index(node)
+        for statement in tree.body:
+            self._index(statement)
         self.method_owner: dict[int, str] = {
             id(item): node.name for node in self.all_classes for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
         }
@@ -332,7 +360,7 @@ class Script:
         """The file names a Dropout/BatchNorm-like layer or a torchvision model that holds one
         (without such a name no model of the file is known to depend on train/eval mode)."""
         names = self.attribute_names | {name.rsplit(".", 1)[-1] for name in self.imports.names.values()}
-        return any(MODE_DEPENDENT_LAYERS.match(name) or TORCHVISION_MODE_DEPENDENT.match(name) for name in names)
+        return _MODE_DEPENDENT_NAME.search("\n".join(names)) is not None  # one search, not two matches per name
 
     def relevant_functions(self, groups: frozenset[frozenset[str]]) -> set[int]:
         """The functions (by id) whose code, with the file code they may call, uses every word of
@@ -360,13 +388,12 @@ class Script:
             known = [part for part in name.split(".") if part in triggers]
             if known and local not in meaning:
                 meaning[local] = known[-1]
-        meaning = {local: word for local, word in meaning.items() if local in self.source}  # a substring test is cheap
+        # A substring test is cheap; a word holding a part the text lacks (most loss names) needs none.
+        absent = [part for part in _WORD_PARTS if part not in self.source]
+        meaning = {local: word for local, word in meaning.items() if not any(part in local for part in absent) and local in self.source}
         if not meaning:
             return set()
-        # Lines as the parser counts them (str.splitlines would also split at form feeds).
-        line_starts = [0, *(match.end() for match in re.finditer(r"\r\n|\r|\n", self.source))]
-        if line_starts[-1] != len(self.source):
-            line_starts.append(len(self.source))
+        line_starts = _line_starts(self.source)
         spans: list[tuple[int, int, FunctionNode]] = []
         for function in self.all_functions:
             first_line = min([function.lineno, *(d.lineno for d in function.decorator_list)])
@@ -436,7 +463,8 @@ class Script:
                             words[id(caller)] |= words[id(callee)]
                             reached.append(caller)
             frontier = reached
-        return {id(f) for f in self.all_functions if any(group <= words[id(f)] for group in groups)}
+        wordless = frozenset() in groups  # met by every function (no rule asks that, but it would mean so)
+        return {id(f) for f in self.all_functions if (wordless or words[id(f)]) and any(group <= words[id(f)] for group in groups)}
 
     def is_generator(self, function: FunctionNode) -> bool:
         """The function yields (calling it runs nothing yet)."""
@@ -445,6 +473,19 @@ class Script:
             # Most files hold no `yield` at all: no walk over every called function then.
             self._generators[key] = self._has_yield and any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in walk(function))
         return self._generators[key]
+
+
+def _line_starts(source: str) -> list[int]:
+    """Where each line of the text starts, and the text's end: lines as the parser counts them
+    (`\r\n`, `\r` or `\n` ends one; str.splitlines would also split at form feeds)."""
+    if "\r" in source:
+        starts = [0, *(match.end() for match in re.finditer(r"\r\n|\r|\n", source))]
+    else:  # the usual text: the same offsets from the lines' lengths, without a match object per line
+        lines = source.split("\n")
+        starts = [0, *map(operator.add, accumulate(map(len, lines[:-1])), range(1, len(lines)))]
+    if starts[-1] != len(source):
+        starts.append(len(source))
+    return starts
 
 
 @lru_cache(maxsize=256)

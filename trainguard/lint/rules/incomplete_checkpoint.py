@@ -41,7 +41,7 @@ class IncompleteCheckpoint(LintRule):
     @classmethod
     def trace_triggers(cls, script: Script) -> tuple[frozenset[str], ...]:
         """Only a file that mentions an optimizer can miss its state in a checkpoint."""
-        return cls.triggers if re.search(r"optim", script.source, re.IGNORECASE) else ()
+        return cls.triggers if "optim" in script.source or re.search(r"optim", script.source, re.IGNORECASE) else ()  # the plain test first: cheaper
 
     def on_save(self, event: ev.Save, ctx: TraceView) -> None:
         dicts = things(event.obj, "dict")
