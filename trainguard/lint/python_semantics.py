@@ -496,7 +496,10 @@ class PythonSemantics(TraceState):
     # ---- calls --------------------------------------------------------------------------------
     def expr_Call(self, node: ast.Call) -> frozenset:
         func = node.func
-        qualname = self.script.imports.qualname(func)
+        known = self.script.call_names.get(id(node))
+        if known is None or known[0] is not node:  # what the callee's text says, once per call of the file
+            known = self.script.call_names[id(node)] = (node, self.script.imports.qualname(func), _names_metric(_dotted_name(func)))
+        qualname, metric = known[1], known[2]
         args = [self.eval(a.value if isinstance(a, ast.Starred) else a) for a in node.args]
         kwargs = {k.arg: self.eval(k.value) for k in node.keywords if k.arg is not None}
         for keyword in node.keywords:
@@ -504,7 +507,7 @@ class PythonSemantics(TraceState):
                 self.eval(keyword.value)
         if self.state is None:
             return unknown()
-        if _names_metric(_dotted_name(func)):
+        if metric:
             self.score(frozenset().union(*args, *kwargs.values()) if (args or kwargs) else frozenset())
         if qualname is not None:
             self.emit("call", ev.Call(node, qualname))

@@ -144,6 +144,10 @@ class Script:
         self._mode_dependent_classes: dict[str, bool] = {}
         self._parameter_classes: dict[str, bool | None] = {}
         self._relevant: dict[frozenset[frozenset[str]], set[int]] = {}
+        # Per call node (by id, the node kept so that a reused id never matches): its callee's dotted
+        # name through the imports and whether that name says it measures predictions; every trace
+        # of the file asks again at each call it evaluates (the interpreter fills this in).
+        self.call_names: dict[int, tuple[ast.Call, str | None, bool]] = {}
         for statement in tree.body:
             self._index(statement)
         self.method_owner: dict[int, str] = {
