@@ -16,7 +16,7 @@ from trainguard.catalogue import RuleSelection
 from trainguard.findings import Finding
 from trainguard.lint.config import LintConfig
 from trainguard.lint.discovery import discover
-from trainguard.lint.interpreter import Interpreter
+from trainguard.lint.interpreter import InitRun, Interpreter
 from trainguard.lint.reporter import Reporter
 from trainguard.lint.rules import LintRule, load_rules
 from trainguard.lint.script import Script
@@ -61,6 +61,7 @@ def analyze(script: Script, reporter: Reporter, rule_classes: Iterable[type[Lint
     if None not in triggers:  # skip the functions in which no enabled rule could report
         relevant = script.relevant_functions(frozenset(group for groups in triggers for group in groups))  # type: ignore[union-attr]
         entries = [(function, owner) for function, owner in entries if function is None or id(function) in relevant]
+    built: dict[str, InitRun] = {}  # per class: what its __init__ left, for the traces of its methods
     for function, class_name in entries:
         if budget <= 0:
             return
@@ -70,7 +71,7 @@ def analyze(script: Script, reporter: Reporter, rule_classes: Iterable[type[Lint
             if function is None:
                 interpreter.run_module()
             else:
-                interpreter.run_function(function, class_name)  # type: ignore[arg-type]
+                interpreter.run_function(function, class_name, built)  # type: ignore[arg-type]
         except (BudgetExceeded, RecursionError):
             continue  # what was reported holds; the rest of this trace stays unseen
         finally:

@@ -19,11 +19,15 @@ Rules see it only through `TraceView` (`lint/trace_view.py`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from trainguard.lint.python_semantics import PythonSemantics, _is_static
 from trainguard.lint.script import FunctionNode
+from trainguard.lint.snapshot import Uncopyable, copied
 from trainguard.lint.torch_semantics import TorchSemantics
 from trainguard.lint.trace_state import AUTOCAST, GRAD
 from trainguard.lint.tracking import RuleTracking
+from trainguard.lint.values import Thing
 
 
 class Interpreter(PythonSemantics, TorchSemantics, RuleTracking):
@@ -38,10 +42,54 @@ class Interpreter(PythonSemantics, TorchSemantics, RuleTracking):
         self.block(self.script.tree.body)
         self.frames.remove(frame)
 
-    def run_function(self, function: FunctionNode, class_name: str | None) -> None:
-        """One function or method on its own, called from code we cannot see: all inputs unknown."""
+    def run_function(self, function: FunctionNode, class_name: str | None, built: dict[str, InitRun] | None = None) -> None:
+        """One function or method on its own, called from code we cannot see: all inputs unknown.
+
+        A method starts from an instance its class's `__init__` built; `built` keeps, per class, a
+        copy of what the first such run left, which the file's other methods start from."""
         self._push_frame(None)  # the module's globals: unknown here
         self_thing = None
         if class_name is not None and function.args.args and not _is_static(function):
-            self_thing = self._instance(class_name, None, run_init=function.name != "__init__")
+            if function.name != "__init__" and built is not None:
+                self_thing = self._built_instance(class_name, built)
+            else:
+                self_thing = self._instance(class_name, None, run_init=function.name != "__init__")
         self._call_function(function, (), {}, self_thing, None)
+
+    def _built_instance(self, class_name: str, built: dict[str, InitRun]) -> Thing:
+        """`_instance(class_name, None)` with its `__init__` run: the run itself the first time, a copy
+        of its outcome after that. The run is the same in every such trace (the first thing that
+        happens in it), so the copy holds the same state, events and rule memory, and the budget is
+        charged the same; the findings it made were made the first time. A run that would not fit
+        in this trace's budget is run (to the same BudgetExceeded)."""
+        run = built.get(class_name)
+        if run is not None and run.saved is not None and run.spent <= self.budget:
+            fields, rule_fields, thing = copied(run.saved, {})
+            self.__dict__.update(fields)
+            for rule, saved in zip(self.rules, rule_fields):
+                rule.__dict__.update(saved)
+            self.budget -= run.spent
+            return thing
+        start = self.budget
+        thing = self._instance(class_name, None)
+        if run is None:
+            fields = {name: value for name, value in self.__dict__.items() if name not in _NOT_TRACE_STATE}
+            rule_fields = [{name: value for name, value in rule.__dict__.items() if name != "reporter"} for rule in self.rules]
+            try:
+                saved = copied((fields, rule_fields, thing), {})
+            except Uncopyable:
+                saved = None  # something only a run makes: run it every time
+            built[class_name] = InitRun(start - self.budget, saved)
+        return thing
+
+
+@dataclass
+class InitRun:
+    """What one run of a class's `__init__` at the start of a trace spent and left (None: not copied)."""
+
+    spent: int
+    saved: tuple | None
+
+
+# The interpreter's attributes that are not the trace's state: its file, rules and their handlers, its budget.
+_NOT_TRACE_STATE = frozenset(("script", "rules", "handlers", "budget"))
