@@ -64,7 +64,7 @@ class Interpreter(PythonSemantics, TorchSemantics, RuleTracking):
         in this trace's budget is run (to the same BudgetExceeded)."""
         run = built.get(class_name)
         if run is not None and run.saved is not None and run.spent <= self.budget:
-            fields, rule_fields, thing = copied(run.saved, {})
+            fields, rule_fields, thing = copied(run.saved, dict(run.kept))
             self.__dict__.update(fields)
             for rule, saved in zip(self.rules, rule_fields):
                 rule.__dict__.update(saved)
@@ -75,11 +75,13 @@ class Interpreter(PythonSemantics, TorchSemantics, RuleTracking):
         if run is None:
             fields = {name: value for name, value in self.__dict__.items() if name not in _NOT_TRACE_STATE}
             rule_fields = [{name: value for name, value in rule.__dict__.items() if name != "reporter"} for rule in self.rules]
+            memo: dict[int, object] = {}
             try:
-                saved = copied((fields, rule_fields, thing), {})
+                saved = copied((fields, rule_fields, thing), memo)
             except Uncopyable:
                 saved = None  # something only a run makes: run it every time
-            built[class_name] = InitRun(start - self.budget, saved)
+            # The immutable parts kept as they were (most of the event log) stay so in every copy.
+            built[class_name] = InitRun(start - self.budget, saved, {key: value for key, value in memo.items() if id(value) == key})
         return thing
 
 
@@ -89,6 +91,7 @@ class InitRun:
 
     spent: int
     saved: tuple | None
+    kept: dict[int, object]  # id -> the object, for the immutable parts of `saved` shared as they are
 
 
 # The interpreter's attributes that are not the trace's state: its file, rules and their handlers, its budget.
