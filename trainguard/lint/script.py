@@ -148,6 +148,9 @@ class Script:
         # name through the imports and whether that name says it measures predictions; every trace
         # of the file asks again at each call it evaluates (the interpreter fills this in).
         self.call_names: dict[int, tuple[ast.Call, str | None, bool]] = {}
+        # Per loop (or function) node: where each target assigned in it is first assigned (its text ->
+        # line), as the traces of the file ask at `+=` in loops.
+        self.loop_assignments: dict[int, tuple[ast.AST, dict[str, int]]] = {}
         for statement in tree.body:
             self._index(statement)
         self.method_owner: dict[int, str] = {

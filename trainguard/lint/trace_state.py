@@ -74,7 +74,6 @@ class TraceState:
         self.escaped_origins: set[ast.AST] = set()  # forward calls whose outputs unseen code received
         # Forward calls whose outputs were scored: compared (==, .eq), given to a loss or to a metric.
         self.scored_origins: set[ast.AST] = set()
-        self.loop_assignments: dict[int, dict[str, int]] = {}
         self.loop_frames: dict[int, int] = {}  # loop node -> the frame it runs in
         self.log: list[Logged] = []
 

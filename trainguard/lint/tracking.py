@@ -52,8 +52,10 @@ class RuleTracking(TraceState):
         function = self.frames[-1].function
         if isinstance(target, ast.Name) and function is not None and self.loop_frames.get(id(loop)) != self.frames[-1].ident:
             loop = function  # a local of a function called in the loop: each call binds it anew
-        first_lines = self.loop_assignments.get(id(loop))
-        if first_lines is None:
+        known = self.script.loop_assignments.get(id(loop))
+        if known is not None and known[0] is loop:
+            first_lines = known[1]
+        else:
             first_lines = {}
             for statement in walk(loop):
                 if isinstance(statement, (ast.Assign, ast.AnnAssign)):
@@ -62,7 +64,7 @@ class RuleTracking(TraceState):
                             if isinstance(name, (ast.Name, ast.Attribute)):
                                 text = source_text(name)
                                 first_lines[text] = min(first_lines.get(text, statement.lineno), statement.lineno)
-            self.loop_assignments[id(loop)] = first_lines
+            self.script.loop_assignments[id(loop)] = (loop, first_lines)
         return first_lines.get(source_text(target), before_line) < before_line
 
     def _kept_by_reassignment(self, node: ast.Assign) -> bool:
