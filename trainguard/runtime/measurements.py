@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -75,19 +75,27 @@ class _SteadyLosses:
         self.values, self.steps = [], []
         if not values:
             return []
-        groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-        for index, value in enumerate(values):
-            groups.setdefault((value.device, value.dtype), []).append(index)
-        numbers = [0.0] * len(values)
-        for (device, _), indices in groups.items():
-            stacked = torch.stack([values[i] for i in indices])
-            read = (stacked.float() if device.type == "mps" else stacked.double()).tolist()
-            for i, number in zip(indices, read):
-                numbers[i] = number
+        try:  # the usual case: one device (mixed float dtypes are promoted, exactly)
+            numbers = _read(torch.stack(values))
+        except RuntimeError:  # losses on several devices: one read per device
+            numbers = [0.0] * len(values)
+            groups: dict[torch.device, list[int]] = {}
+            for index, value in enumerate(values):
+                groups.setdefault(value.device, []).append(index)
+            for indices in groups.values():
+                for i, number in zip(indices, _read(torch.stack([values[i] for i in indices]))):
+                    numbers[i] = number
+        if len(set(steps)) == len(steps):  # one loss per step
+            return list(zip(steps, numbers))
         per_step: dict[int, list[float]] = {}
         for step, number in zip(steps, numbers):
             per_step.setdefault(step, []).append(number)
         return [(step, sum(losses) / len(losses)) for step, losses in per_step.items()]
+
+
+def _read(stacked: torch.Tensor) -> list[float]:
+    """The values of a 1-d tensor as Python floats (MPS has no float64)."""
+    return (stacked.float() if stacked.device.type == "mps" else stacked.double()).tolist()
 
 
 class Measurements:
@@ -105,16 +113,18 @@ class Measurements:
         # Where the last detailed step's loss and optimizer step were: the end-of-run read's places.
         self._places: tuple[Location | None, Location] = (None, UNKNOWN)
 
-    def add_steady(self, value: torch.Tensor, from_loss_function: bool) -> None:
-        """A training loss of a steady-state step (a loss function's output, or the scalar
-        backward() ran on): as on detailed steps, a step's loss-function values are its loss and
-        backward() values count only in steps that called no loss function."""
+    def add_steady(self, value: Any, from_loss_function: bool) -> None:
+        """A training loss of a steady-state step (a loss function's output, or the tensor
+        backward() ran on), if it is one (a floating-point scalar with a graph): as on detailed
+        steps, a step's loss-function values are its loss and backward() values count only in
+        steps that called no loss function."""
         step = self.session.step
-        if from_loss_function:
-            self._steady_step_had_loss = step
-        elif self._steady_step_had_loss == step:
+        if not from_loss_function and self._steady_step_had_loss == step:
             return
-        self._steady.add(value, step)
+        if isinstance(value, torch.Tensor) and value.grad_fn is not None and value.dim() == 0 and value.is_floating_point():
+            if from_loss_function:
+                self._steady_step_had_loss = step
+            self._steady.add(value, step)
 
     def on_loss(self, event: LossCall) -> None:
         if event.output.dim() != 0:
@@ -173,17 +183,32 @@ class Measurements:
 
     def _gradient_norms(self, optimizer: torch.optim.Optimizer) -> tuple[dict[str, float], dict[str, int]]:
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norms: dict[str, float] = {}
+        sizes: dict[str, int] = {}
         if not params:
-            return {}, {}
-        if any(id(p) not in self._names for p in params):
-            self._names = parameter_names(self.session)
+            return norms, sizes
+        names = self._names
+        if any(id(p) not in names for p in params):
+            names = self._names = parameter_names(self.session)
+        grads = [p.grad for p in params]
+        if all(g.layout is torch.strided and g.is_floating_point() for g in grads):
+            # The usual case, in one kernel and one read: dense real gradients on one device.
+            try:
+                with torch.no_grad():
+                    read = torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32)).tolist()
+            except (RuntimeError, TypeError, NotImplementedError):
+                pass  # several devices, meta tensors, an older PyTorch: one by one, below
+            else:
+                for param, value in zip(params, read):
+                    name = names.get(id(param), f"param{len(norms)}")
+                    norms[name] = value
+                    sizes[name] = param.numel()
+                return norms, sizes
         by_device: dict[torch.device, list[tuple[torch.nn.Parameter, torch.Tensor]]] = {}
         for param in params:
             values = stored_values(param.grad)
             if values is not None:
                 by_device.setdefault(values.device, []).append((param, values))
-        norms: dict[str, float] = {}
-        sizes: dict[str, int] = {}
         for group in by_device.values():
             group_norms = torch.stack(norms_of([grad for _, grad in group])).tolist()
             for (param, _), value in zip(group, group_norms):

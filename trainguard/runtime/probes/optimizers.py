@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch.compiler import is_compiling
@@ -49,6 +49,8 @@ class OptimizerProbe:
         self.states: weakref.WeakKeyDictionary[Optimizer, OptimizerState] = session.optimizer_states
         self._handles: list[RemovableHandle] = []
         self._patches = Patches()
+        # The optimizer looked up last and its state: a look-up in `states` makes a weak reference.
+        self._last: tuple[Callable[[], Optimizer | None], OptimizerState] = (_nothing, OptimizerState())
         # A steady-state step is counted, not observed; under `strict` its loss is read before the
         # update (a GuardStop raised there stops the run before NaN reaches the weights).
         measurements = session.measurements
@@ -63,8 +65,8 @@ class OptimizerProbe:
             register_optimizer_step_post_hook(self._post),
         ]
         self._patches.replace(Optimizer, "__init__", self._wrap_init)
-        self._patches.replace(Optimizer, "zero_grad", self._wrap_zero_grad)
-        self._patches.replace(torch.nn.Module, "zero_grad", self._wrap_zero_grad)
+        self._patches.replace(Optimizer, "zero_grad", self._wrap_zero_grad, checks_compiling=True)
+        self._patches.replace(torch.nn.Module, "zero_grad", self._wrap_zero_grad, checks_compiling=True)
         self._patches.replace(Optimizer, "load_state_dict", self._wrap_load_state_dict)
 
     def uninstall(self) -> None:
@@ -76,8 +78,13 @@ class OptimizerProbe:
                 state.sample_unhook()
 
     def state(self, optimizer: Optimizer) -> OptimizerState:
+        last_optimizer, last_state = self._last
+        if last_optimizer() is optimizer:  # the step hooks' usual case: the one that stepped last
+            return last_state
         state = self.states.get(optimizer)
-        if state is None:
+        if state is not None:
+            self._last = (weakref.ref(optimizer), state)
+        else:
             state = self.states[optimizer] = OptimizerState()
             state.refresh_params(optimizer)
             self._choose_sample(optimizer, state, with_grad=False)
@@ -112,10 +119,10 @@ class OptimizerProbe:
         return load_state_dict
 
     def _wrap_zero_grad(self, original: Any) -> Any:
-        probe = self
+        probe, session = self, self.session
 
         def zero_grad(owner: Any, *args: Any, **kwargs: Any) -> Any:
-            if not probe.session.follows_gradients:
+            if not session.follows_gradients or is_compiling():
                 return original(owner, *args, **kwargs)
             try:
                 before = probe._sample_grads()
@@ -268,6 +275,10 @@ class OptimizerProbe:
                 session.internal_error("optimizer probe", error)
 
         return accumulated
+
+
+def _nothing() -> None:
+    return None
 
 
 def _unhook(handle: RemovableHandle, param: weakref.ref, had_hooks: bool) -> None:
