@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainguard.runtime.callsite import UNKNOWN, Location
-from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall, StepMeasured, StepStart
+from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall, LossesRead, StepMeasured, StepStart
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # (typing's own from Python 3.13)
@@ -70,21 +70,16 @@ class _SteadyLosses:
             self.steps.append(step)
 
     def take(self) -> list[tuple[int, float]]:
-        """Per step, in order, the mean of its losses (one read per device and dtype)."""
+        """Per step, in order, the mean of its losses (a CPU value is read as it is; device values
+        in one read per device)."""
         values, steps = self.values, self.steps
         self.values, self.steps = [], []
         if not values:
             return []
-        try:  # the usual case: one device (mixed float dtypes are promoted, exactly)
-            numbers = _read(torch.stack(values))
-        except RuntimeError:  # losses on several devices: one read per device
-            numbers = [0.0] * len(values)
-            groups: dict[torch.device, list[int]] = {}
-            for index, value in enumerate(values):
-                groups.setdefault(value.device, []).append(index)
-            for indices in groups.values():
-                for i, number in zip(indices, _read(torch.stack([values[i] for i in indices]))):
-                    numbers[i] = number
+        if all(value.is_cpu for value in values):  # a read is a memory access: no stack needed
+            numbers = [value.item() for value in values]
+        else:
+            numbers = _read_by_device(values)
         if len(set(steps)) == len(steps):  # one loss per step
             return list(zip(steps, numbers))
         per_step: dict[int, list[float]] = {}
@@ -93,9 +88,18 @@ class _SteadyLosses:
         return [(step, sum(losses) / len(losses)) for step, losses in per_step.items()]
 
 
-def _read(stacked: torch.Tensor) -> list[float]:
-    """The values of a 1-d tensor as Python floats (MPS has no float64)."""
-    return (stacked.float() if stacked.device.type == "mps" else stacked.double()).tolist()
+def _read_by_device(values: list[torch.Tensor]) -> list[float]:
+    """The values of scalar tensors as Python floats, in one read per device: one in the usual
+    case (float dtypes that differ are promoted by the stack, exactly; MPS has no float64)."""
+    groups: dict[torch.device, list[int]] = {}
+    for index, value in enumerate(values):
+        groups.setdefault(value.device, []).append(index)
+    numbers = [0.0] * len(values)
+    for device, indices in groups.items():
+        stacked = torch.stack([values[i] for i in indices])
+        for i, number in zip(indices, (stacked.float() if device.type == "mps" else stacked.double()).tolist()):
+            numbers[i] = number
+    return numbers
 
 
 class Measurements:
@@ -160,12 +164,15 @@ class Measurements:
         self.session.emit("measured", StepMeasured(event.index, loss, location, grad_norm, norms, sizes, lr, event.location))
 
     def emit_steady(self) -> None:
-        """Read the steady-state steps' losses kept since the last read: one `measured` event
-        per step (loss only), late but in order, before the current step's. Under `strict` the
-        optimizer probe calls it before every step's update: stopping needs the value."""
-        loss_location, location = self._places
-        for step, loss in self._steady.take():
-            self.session.emit("measured", StepMeasured(step, loss, loss_location, None, None, None, None, location))
+        """Read the steady-state steps' losses kept since the last read: one `losses_read` event
+        (a loss-only measurement per step, late but in order), before the current step's
+        `measured`. Under `strict` the optimizer probe calls it before every step's update:
+        stopping needs the value."""
+        read = self._steady.take()
+        if read:
+            loss_location, location = self._places
+            steps = tuple(StepMeasured(step, loss, loss_location, None, None, None, None, location) for step, loss in read)
+            self.session.emit("losses_read", LossesRead(steps))
 
     def on_finish(self, event: Finish) -> None:
         self._close_evaluation()
