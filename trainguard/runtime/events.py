@@ -143,12 +143,16 @@ class BackwardCall:
 
 @dataclass(slots=True)
 class StepStart:
-    """`optimizer.step()` is about to run; `index` is its 0-based step number."""
+    """`optimizer.step()` is about to run; `index` is its 0-based step number.
+    `gradients_zeroed`: every parameter's `.grad` is all zeros although backward passes filled
+    it since the last step, and it was changed in place after the last of them (`p.grad.zero_()`
+    by hand between backward and step; a `zero_grad` call there is a `gradients_cleared` event)."""
 
     optimizer: Optimizer
     state: OptimizerState
     index: int
     location: Location
+    gradients_zeroed: bool = False
 
 
 @dataclass(slots=True)

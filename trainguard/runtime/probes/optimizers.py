@@ -210,15 +210,35 @@ class OptimizerProbe:
         location, state.pending_start = state.pending_start, None
         if location is None:
             return
-        # The step's number is still the one it had at its pre-hook: only the post-hook counts it.
-        event = StepStart(optimizer, state, state.steps, location)
+        zeroed = False
         try:
             if state.sample is None or (state.steps == 0 and state.accumulations == 0):
                 # No sample yet, or one that got no gradient (frozen or unused): one that has one.
                 self._choose_sample(optimizer, state, with_grad=True)
+            elif self._zeroed_in_place(optimizer, state):
+                # Cleared since the last step after all (TG101 has nothing to say), and after the
+                # last backward: the next step's chain starts afresh, as after a zero_grad there.
+                zeroed = state.cleared = state.cleared_since_accumulation = True
         except Exception as error:
             self.session.internal_error("optimizer probe", error)
-        self.session.emit("step_start", event)
+        # The step's number is still the one it had at its pre-hook: only the post-hook counts it.
+        self.session.emit("step_start", StepStart(optimizer, state, state.steps, location, zeroed))
+
+    @staticmethod
+    def _zeroed_in_place(optimizer: Optimizer, state: OptimizerState) -> bool:
+        """Gradients zeroed by hand between backward and step (`p.grad.zero_()` in a loop): the
+        sample's gradient changed in place after its last accumulation (clipping and unscaling
+        do that too, so this alone says nothing) and every parameter's gradient is all zeros.
+        Device reads, on detailed steps only: one when the sample's gradient changed, more only
+        when it is all zeros."""
+        if not state.accumulations or state.cleared_since_accumulation or state.grad_seen is None:
+            return False
+        sample = state.sample() if state.sample is not None else None
+        grad = None if sample is None else sample.grad
+        if grad is None or grad._version == state.grad_version or state.grad_seen() is not grad:
+            return False  # no gradient, a new tensor, or none of the in-place changes looked for
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        return not any(bool(g.any()) for g in grads)  # stops at the first gradient holding a non-zero
 
     def _post(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         if is_compiling():
