@@ -136,9 +136,7 @@ class FunctionProbe:
 
     # -- backward --------------------------------------------------------------------------
     def _wrap_backward(self, original: Any) -> Any:
-        probe = self
-
-        steady = self._steady
+        probe, steady = self, self._steady
 
         def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
             if is_compiling():

@@ -220,8 +220,9 @@ class ModuleProbe:
         def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
             # The inherited `__call__` is looked up at each call, never kept: torch.fx, for one,
             # replaces nn.Module.__call__ while it traces.
-            root = roots.get(id(module))
-            if root is None or is_compiling() or not probe._active:
+            # is_compiling() first: torch.compile must not trace the guard's look-ups.
+            root = None if is_compiling() or not probe._active else roots.get(id(module))
+            if root is None:
                 # mypy takes a class held in a variable for an instance: super(cls, ...) is fine here.
                 return own(module, *args, **kwargs) if own is not None else super(cls, module).__call__(*args, **kwargs)  # type: ignore[arg-type]
             call = functools.partial(own, module) if own is not None else super(cls, module).__call__  # type: ignore[arg-type]
