@@ -274,6 +274,66 @@ def test_a_hand_written_loss_is_the_training_loss(tmp_path) -> None:
     assert [r["loss"] for r in steps if r["type"] == "step"] == pytest.approx(printed)
 
 
+def test_steady_state_losses_read_late_are_each_steps_loss(tmp_path) -> None:
+    # Steps after the first 20 keep their losses on the device and read them at the next window
+    # (or at the end), in one read: float32 and float64 losses mixed, every value exact.
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    printed = []
+    with trainguard.watch(echo=False, metrics=str(tmp_path / "m.jsonl")):
+        for step in range(70):
+            optimizer.zero_grad()
+            out = model(x)
+            loss = F.mse_loss(out.double(), y.double()) if step % 3 == 0 else F.mse_loss(out, y)
+            printed.append(loss.item())
+            loss.backward()
+            optimizer.step()
+    records = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    steps = sorted((r["step"], r["loss"]) for r in records if r["type"] == "step")
+    assert [step for step, _ in steps] == list(range(70))
+    assert [loss for _, loss in steps] == printed
+
+
+class _Mixed(nn.Module):
+    """Dense real gradients, and optionally a sparse embedding gradient (with a repeated index:
+    uncoalesced) and a complex one: the layouts the one-kernel norm path must hand elsewhere."""
+
+    def __init__(self, sparse: bool, complex_weight: bool) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 4, sparse=sparse)
+        self.head = nn.Linear(4, 2)
+        self.phase = nn.Parameter(torch.randn(3, dtype=torch.complex64)) if complex_weight else None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.embed(ids)).sum()
+        return out if self.phase is None else out + (self.phase.abs() ** 2).sum()
+
+
+@pytest.mark.parametrize("sparse,complex_weight", [(False, False), (True, False), (False, True)])
+def test_measured_gradient_norms_are_each_gradients_norm(tmp_path, sparse: bool, complex_weight: bool) -> None:
+    torch.manual_seed(0)
+    model = _Mixed(sparse, complex_weight)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    expected = []
+    with trainguard.watch(echo=False, metrics=str(tmp_path / "m.jsonl")):
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss = F.mse_loss(model(torch.tensor([1, 1, 3])), torch.tensor(0.5))
+            loss.backward()
+            grads = {n: p.grad.to_dense() if p.grad.is_sparse else p.grad for n, p in model.named_parameters()}
+            expected.append({n: torch.linalg.vector_norm(g).item() for n, g in grads.items()})
+            optimizer.step()
+    records = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    measured = [r["layer_grad_norms"] for r in records if r["type"] == "step"]
+    assert len(measured) == 3
+    for got, want in zip(measured, expected):
+        assert got.keys() == want.keys()
+        for name in want:
+            assert got[name] == pytest.approx(want[name], rel=1e-5)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64])
 def test_all_finite_finds_each_kind_of_non_finite_value(dtype: torch.dtype) -> None:
     from trainguard.runtime.measurements import all_finite

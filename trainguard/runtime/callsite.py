@@ -57,6 +57,9 @@ def source_path(path: str) -> str:
 # Per code object: None for library code, else its display path. Called several times per step,
 # so the path tests run once per function, not once per frame.
 _user_paths: dict[object, str | None] = {}
+# Per (path, line): its Location, made once (a frozen dataclass costs ~1 us to construct; a
+# training loop reports the same few lines every step).
+_locations: dict[tuple[str, int], Location] = {}
 
 
 def user_location(skip: int = 1) -> Location:
@@ -70,7 +73,11 @@ def user_location(skip: int = 1) -> Location:
             filename = code.co_filename
             path = _user_paths[code] = None if _is_library(filename) else display_path(filename)
         if path is not None:
-            return Location(path, frame.f_lineno)
+            key = (path, frame.f_lineno)
+            location = _locations.get(key)
+            if location is None:
+                location = _locations[key] = Location(*key)
+            return location
         frame = frame.f_back
     return UNKNOWN
 

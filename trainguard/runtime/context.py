@@ -21,7 +21,6 @@ from trainguard.runtime.events import BackwardCall, ForwardCall
 from trainguard.runtime.state import OptimizerState, RootModule
 
 if TYPE_CHECKING:
-    import torch
     from torch.optim import Optimizer
 
 # The guard observes in tiers (docs/runtime.md, "When each rule looks"). A detailed step is
@@ -95,7 +94,7 @@ class SteadyLosses(Protocol):
     """The measurements as the probes see them: where steady-state losses are kept on the device
     and read later (runtime.measurements)."""
 
-    def add_steady(self, value: torch.Tensor, from_loss_function: bool) -> None: ...
+    def add_steady(self, value: Any, from_loss_function: bool) -> None: ...
 
     def emit_steady(self) -> None: ...
 

@@ -143,12 +143,16 @@ class BackwardCall:
 
 @dataclass(slots=True)
 class StepStart:
-    """`optimizer.step()` is about to run; `index` is its 0-based step number."""
+    """`optimizer.step()` is about to run; `index` is its 0-based step number.
+    `gradients_zeroed`: every parameter's `.grad` is all zeros although backward passes filled
+    it since the last step, and it was changed in place after the last of them (`p.grad.zero_()`
+    by hand between backward and step; a `zero_grad` call there is a `gradients_cleared` event)."""
 
     optimizer: Optimizer
     state: OptimizerState
     index: int
     location: Location
+    gradients_zeroed: bool = False
 
 
 @dataclass(slots=True)
@@ -261,12 +265,11 @@ class LoaderIterated:
 
 @dataclass(slots=True)
 class StepMeasured:
-    """Numbers read at a detailed optimizer step (before it updates), and the losses of the
-    steady-state steps since the last one (see runtime.measurements), read there or at the end
-    of the run: one event per step, in order.
+    """Numbers read at a detailed optimizer step (before it updates), or the loss of one
+    steady-state step, read late (see `LossesRead`).
 
     `loss` is the mean training loss of the step's window; `layer_norms` maps parameter names to
-    gradient norms (None for a steady-state step's event: its loss was read late, and only it).
+    gradient norms (None for a steady-state step: its loss was read late, and only it).
     """
 
     step: int
@@ -277,6 +280,17 @@ class StepMeasured:
     layer_sizes: dict[str, int] | None
     lr: float | None
     location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class LossesRead:
+    """The training losses of the steady-state steps since the last read (see
+    runtime.measurements), read together at a detailed step, before its own `measured` event, or
+    at the end of the run: one loss-only `StepMeasured` per step, in order. One event, not one
+    per step: most `measured` handlers want gradient norms, which these steps do not have, and a
+    window would otherwise call each of them once for each of its ~50 steps."""
+
+    per_step: tuple[StepMeasured, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +333,7 @@ EVENTS: dict[str, type] = {
     "loader_batch": LoaderBatch,
     "loader_iter": LoaderIterated,
     "measured": StepMeasured,
+    "losses_read": LossesRead,
     "evaluated": Evaluated,
     "finish": Finish,
 }

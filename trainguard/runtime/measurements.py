@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from trainguard.runtime.callsite import UNKNOWN, Location
-from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall, StepMeasured, StepStart
+from trainguard.runtime.events import BackwardCall, Evaluated, Finish, LossCall, LossesRead, StepMeasured, StepStart
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # (typing's own from Python 3.13)
@@ -70,24 +70,36 @@ class _SteadyLosses:
             self.steps.append(step)
 
     def take(self) -> list[tuple[int, float]]:
-        """Per step, in order, the mean of its losses (one read per device and dtype)."""
+        """Per step, in order, the mean of its losses (a CPU value is read as it is; device values
+        in one read per device)."""
         values, steps = self.values, self.steps
         self.values, self.steps = [], []
         if not values:
             return []
-        groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-        for index, value in enumerate(values):
-            groups.setdefault((value.device, value.dtype), []).append(index)
-        numbers = [0.0] * len(values)
-        for (device, _), indices in groups.items():
-            stacked = torch.stack([values[i] for i in indices])
-            read = (stacked.float() if device.type == "mps" else stacked.double()).tolist()
-            for i, number in zip(indices, read):
-                numbers[i] = number
+        if all(value.is_cpu for value in values):  # a read is a memory access: no stack needed
+            numbers = [value.item() for value in values]
+        else:
+            numbers = _read_by_device(values)
+        if len(set(steps)) == len(steps):  # one loss per step
+            return list(zip(steps, numbers))
         per_step: dict[int, list[float]] = {}
         for step, number in zip(steps, numbers):
             per_step.setdefault(step, []).append(number)
         return [(step, sum(losses) / len(losses)) for step, losses in per_step.items()]
+
+
+def _read_by_device(values: list[torch.Tensor]) -> list[float]:
+    """The values of scalar tensors as Python floats, in one read per device: one in the usual
+    case (float dtypes that differ are promoted by the stack, exactly; MPS has no float64)."""
+    groups: dict[torch.device, list[int]] = {}
+    for index, value in enumerate(values):
+        groups.setdefault(value.device, []).append(index)
+    numbers = [0.0] * len(values)
+    for device, indices in groups.items():
+        stacked = torch.stack([values[i] for i in indices])
+        for i, number in zip(indices, (stacked.float() if device.type == "mps" else stacked.double()).tolist()):
+            numbers[i] = number
+    return numbers
 
 
 class Measurements:
@@ -105,16 +117,18 @@ class Measurements:
         # Where the last detailed step's loss and optimizer step were: the end-of-run read's places.
         self._places: tuple[Location | None, Location] = (None, UNKNOWN)
 
-    def add_steady(self, value: torch.Tensor, from_loss_function: bool) -> None:
-        """A training loss of a steady-state step (a loss function's output, or the scalar
-        backward() ran on): as on detailed steps, a step's loss-function values are its loss and
-        backward() values count only in steps that called no loss function."""
+    def add_steady(self, value: Any, from_loss_function: bool) -> None:
+        """A training loss of a steady-state step (a loss function's output, or the tensor
+        backward() ran on), if it is one (a floating-point scalar with a graph): as on detailed
+        steps, a step's loss-function values are its loss and backward() values count only in
+        steps that called no loss function."""
         step = self.session.step
-        if from_loss_function:
-            self._steady_step_had_loss = step
-        elif self._steady_step_had_loss == step:
+        if not from_loss_function and self._steady_step_had_loss == step:
             return
-        self._steady.add(value, step)
+        if isinstance(value, torch.Tensor) and value.grad_fn is not None and value.dim() == 0 and value.is_floating_point():
+            if from_loss_function:
+                self._steady_step_had_loss = step
+            self._steady.add(value, step)
 
     def on_loss(self, event: LossCall) -> None:
         if event.output.dim() != 0:
@@ -150,12 +164,15 @@ class Measurements:
         self.session.emit("measured", StepMeasured(event.index, loss, location, grad_norm, norms, sizes, lr, event.location))
 
     def emit_steady(self) -> None:
-        """Read the steady-state steps' losses kept since the last read: one `measured` event
-        per step (loss only), late but in order, before the current step's. Under `strict` the
-        optimizer probe calls it before every step's update: stopping needs the value."""
-        loss_location, location = self._places
-        for step, loss in self._steady.take():
-            self.session.emit("measured", StepMeasured(step, loss, loss_location, None, None, None, None, location))
+        """Read the steady-state steps' losses kept since the last read: one `losses_read` event
+        (a loss-only measurement per step, late but in order), before the current step's
+        `measured`. Under `strict` the optimizer probe calls it before every step's update:
+        stopping needs the value."""
+        read = self._steady.take()
+        if read:
+            loss_location, location = self._places
+            steps = tuple(StepMeasured(step, loss, loss_location, None, None, None, None, location) for step, loss in read)
+            self.session.emit("losses_read", LossesRead(steps))
 
     def on_finish(self, event: Finish) -> None:
         self._close_evaluation()
@@ -173,17 +190,32 @@ class Measurements:
 
     def _gradient_norms(self, optimizer: torch.optim.Optimizer) -> tuple[dict[str, float], dict[str, int]]:
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norms: dict[str, float] = {}
+        sizes: dict[str, int] = {}
         if not params:
-            return {}, {}
-        if any(id(p) not in self._names for p in params):
-            self._names = parameter_names(self.session)
+            return norms, sizes
+        names = self._names
+        if any(id(p) not in names for p in params):
+            names = self._names = parameter_names(self.session)
+        grads = [p.grad for p in params]
+        if all(g.layout is torch.strided and g.is_floating_point() for g in grads):
+            # The usual case, in one kernel and one read: dense real gradients on one device.
+            try:
+                with torch.no_grad():
+                    read = torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32)).tolist()
+            except (RuntimeError, TypeError, NotImplementedError):
+                pass  # several devices, meta tensors, an older PyTorch: one by one, below
+            else:
+                for param, value in zip(params, read):
+                    name = names.get(id(param), f"param{len(norms)}")
+                    norms[name] = value
+                    sizes[name] = param.numel()
+                return norms, sizes
         by_device: dict[torch.device, list[tuple[torch.nn.Parameter, torch.Tensor]]] = {}
         for param in params:
             values = stored_values(param.grad)
             if values is not None:
                 by_device.setdefault(values.device, []).append((param, values))
-        norms: dict[str, float] = {}
-        sizes: dict[str, int] = {}
         for group in by_device.values():
             group_norms = torch.stack(norms_of([grad for _, grad in group])).tolist()
             for (param, _), value in zip(group, group_norms):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainguard.report import json_safe
-from trainguard.runtime.events import Evaluated, Finish, StepEnd, StepMeasured
+from trainguard.runtime.events import Evaluated, Finish, LossesRead, StepEnd, StepMeasured
 from trainguard.runtime.measurements import norm_of
 from trainguard.tensorboard import summary_writer
 
@@ -34,6 +34,10 @@ class MetricsStream:
         self._tensorboard = _tensorboard_writer(tensorboard_dir) if tensorboard_dir else None
         self._pending: StepMeasured | None = None
         self._before: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def on_losses_read(self, event: LossesRead) -> None:
+        for measured in event.per_step:
+            self.on_measured(measured)
 
     def on_measured(self, event: StepMeasured) -> None:
         if event.layer_norms is None:

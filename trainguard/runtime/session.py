@@ -79,7 +79,7 @@ class GuardSession:
         self.detectors = [cls(self) for cls in load_detectors() if cls.code in config.selection]
         # Components that derive events (measurements) or write them (metrics) come first.
         components: list[Any] = []
-        wants_numbers = any(hasattr(d, "on_measured") or hasattr(d, "on_evaluated") for d in self.detectors)
+        wants_numbers = any(hasattr(d, name) for d in self.detectors for name in ("on_measured", "on_losses_read", "on_evaluated"))
         # The probes hand it the losses of steady-state steps (summed on the device).
         self.measurements: Measurements | None = None
         if wants_numbers or config.metrics_path or config.tensorboard_dir:

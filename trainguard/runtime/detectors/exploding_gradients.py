@@ -13,7 +13,7 @@ import torch
 from trainguard.runtime.callsite import Location
 from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
-from trainguard.runtime.events import ClipCall, StepMeasured, StepStart
+from trainguard.runtime.events import ClipCall, LossesRead, StepMeasured, StepStart
 from trainguard.runtime.measurements import finite
 
 _RECENT = 10  # measurements in the rolling medians that TG108's growth test starts from
@@ -75,6 +75,11 @@ class ExplodingGradients(Detector):
     def on_step_start(self, event: StepStart) -> None:
         # Runs after this step's `measured` event: the next step's clip is its own.
         self._clipped, self._pre_clip_norm = False, None
+
+    def on_losses_read(self, event: LossesRead) -> None:
+        # Steady-state losses extend the loss history and may confirm a pending spike.
+        for measured in event.per_step:
+            self.on_measured(measured)
 
     def on_measured(self, event: StepMeasured) -> None:
         if event.location in self._reported:

@@ -8,7 +8,7 @@ import statistics
 from trainguard.runtime.callsite import Location
 from trainguard.runtime.context import DetectorContext
 from trainguard.runtime.detectors import Detector
-from trainguard.runtime.events import LossCall, OptimizerStateLoad, StepMeasured
+from trainguard.runtime.events import LossCall, LossesRead, OptimizerStateLoad, StepMeasured
 from trainguard.runtime.measurements import finite
 
 
@@ -34,6 +34,10 @@ class LossNotDecreasing(Detector):
         # A resumed run: late in a schedule the loss may rightly improve by less than
         # `min_improvement` over `loss_window` steps, so "learns nothing" cannot be told apart.
         self._judged = True
+
+    def on_losses_read(self, event: LossesRead) -> None:
+        for measured in event.per_step:
+            self.on_measured(measured)
 
     def on_measured(self, event: StepMeasured) -> None:
         if self._judged or not finite(event.loss) or not self._loss_function_trained:

@@ -9,12 +9,17 @@ import math
 import torch
 
 from trainguard.runtime.detectors import Detector
-from trainguard.runtime.events import StepMeasured
+from trainguard.runtime.events import LossesRead, StepMeasured
 from trainguard.runtime.measurements import all_finite, first_nonfinite
 
 
 class NonFiniteLoss(Detector):
     code = "TG306"
+
+    def on_losses_read(self, event: LossesRead) -> None:
+        # A steady-state step's loss: the step it went non-finite at is known exactly.
+        for measured in event.per_step:
+            self.on_measured(measured)
 
     def on_measured(self, event: StepMeasured) -> None:
         if event.loss is None or math.isfinite(event.loss):

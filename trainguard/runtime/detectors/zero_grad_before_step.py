@@ -15,7 +15,8 @@ STEPS_IN_A_ROW = 2
 class ZeroGradBeforeStep(Detector):
     """TG114, at the optimizer step: a zero_grad call that cleared every parameter of the optimizer
     after its gradients were accumulated, with no backward pass since; or, written by hand, no
-    parameter of the optimizer holding a gradient although backward passes reached it."""
+    parameter of the optimizer holding a gradient although backward passes reached it, or every
+    gradient zeroed in place after them."""
 
     code = "TG114"
 
@@ -41,7 +42,9 @@ class ZeroGradBeforeStep(Detector):
         cleared = self._pending.pop(key, None)
         location: Location | None = cleared.location if cleared is not None else None
         how = "zero_grad() cleared them"
-        if cleared is None and event.state.accumulations and self._no_gradients(event):
+        if cleared is None and event.gradients_zeroed:
+            location, how = event.location, "every parameter's .grad was zeroed in place (p.grad.zero_())"
+        elif cleared is None and event.state.accumulations and self._no_gradients(event):
             location, how = event.location, "every parameter's .grad was set to None"
         if location is None:
             self._in_a_row[key] = 0

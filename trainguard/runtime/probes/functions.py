@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 import torch.nn.utils
 import torch.nn.utils.clip_grad
+from torch import is_grad_enabled
 from torch.amp.grad_scaler import GradScaler
+from torch.compiler import is_compiling
 from torch.optim import lr_scheduler
 
 from trainguard.runtime.callsite import user_location
@@ -60,12 +62,15 @@ class FunctionProbe:
         self.scaled_backward = False
         self.unscaled = False
         self._scheduler_seen: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        # Where a steady-state step's training loss goes (summed on its device), if anywhere.
+        measurements = session.measurements
+        self._steady = None if measurements is None else measurements.add_steady
 
     def install(self) -> None:
         patch = self._patches.replace
         for name in LOSS_FUNCTIONS:
-            patch(F, name, self._wrap_loss(name))
-        patch(torch.autograd, "backward", self._wrap_backward)
+            patch(F, name, self._wrap_loss(name), checks_compiling=True)
+        patch(torch.autograd, "backward", self._wrap_backward, checks_compiling=True)
         for owner in (torch.nn.utils, torch.nn.utils.clip_grad):
             patch(owner, "clip_grad_norm_", self._wrap_clip("clip_grad_norm_"))
             patch(owner, "clip_grad_value_", self._wrap_clip("clip_grad_value_"))
@@ -93,15 +98,18 @@ class FunctionProbe:
         def make(original: Any) -> Any:
             probe = self
             names = _names_after_target(original)
+            steady = probe._steady
 
             def loss(input: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
+                if is_compiling():
+                    return original(input, target, *args, **kwargs)
                 output = original(input, target, *args, **kwargs)
-                if probe.session.detailed or not torch.is_grad_enabled():
+                if probe.session.detailed or not is_grad_enabled():
                     arguments = {**dict(zip(names, args)), **kwargs} if args else kwargs
                     probe._contained(lambda: probe._loss_called(name, input, target, output, arguments))
-                else:  # the steady state: no closure made, as _contained would need
+                elif steady is not None:  # the steady state: no closure made, as _contained would need
                     try:
-                        probe._steady_loss(output, True)
+                        steady(output, True)
                     except Exception as error:
                         probe.session.internal_error("function probe", error)
                 return output
@@ -109,18 +117,6 @@ class FunctionProbe:
             return loss
 
         return make
-
-    def _steady_loss(self, output: Any, from_loss_function: bool) -> None:
-        """A training loss outside detailed steps: summed on its device by the measurements."""
-        measurements = self.session.measurements
-        if (
-            measurements is not None
-            and isinstance(output, torch.Tensor)
-            and output.grad_fn is not None
-            and output.dim() == 0
-            and output.is_floating_point()
-        ):
-            measurements.add_steady(output, from_loss_function)
 
     def _loss_called(self, name: str, input: Any, target: Any, output: Any, arguments: dict[str, Any]) -> None:
         """`arguments`: the call's arguments after (input, target), positional ones by name."""
@@ -140,14 +136,16 @@ class FunctionProbe:
 
     # -- backward --------------------------------------------------------------------------
     def _wrap_backward(self, original: Any) -> Any:
-        probe = self
+        probe, steady = self, self._steady
 
         def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+            if is_compiling():
+                return original(tensors, *args, **kwargs)
             try:
                 if probe.session.detailed:
                     probe._backward_called(tensors, args, kwargs)
-                elif isinstance(tensors, torch.Tensor):
-                    probe._steady_loss(probe._unscaled(tensors)[0], False)
+                elif steady is not None and isinstance(tensors, torch.Tensor):
+                    steady(probe._unscaled(tensors)[0] if probe._scaled else tensors, False)
             except Exception as error:
                 probe.session.internal_error("function probe", error)
             return original(tensors, *args, **kwargs)

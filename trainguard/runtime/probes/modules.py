@@ -27,7 +27,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, cast
 
 import torch
-from torch import nn
+from torch import is_grad_enabled, nn
 from torch.compiler import is_compiling
 from torch.utils.hooks import RemovableHandle
 
@@ -214,17 +214,34 @@ class ModuleProbe:
         if cls.__call__ in self._class_wrappers:
             return  # a base class is watched already
         own = cls.__dict__.get("__call__")
-        probe = self
+        probe, session, roots = self, self.session, self.roots
 
         @functools.wraps(cls.__call__)
         def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
             # The inherited `__call__` is looked up at each call, never kept: torch.fx, for one,
             # replaces nn.Module.__call__ while it traces.
-            if is_compiling() or not probe._active or id(module) not in probe.roots:
+            # is_compiling() first: torch.compile must not trace the guard's look-ups.
+            root = None if is_compiling() or not probe._active else roots.get(id(module))
+            if root is None:
                 # mypy takes a class held in a variable for an instance: super(cls, ...) is fine here.
                 return own(module, *args, **kwargs) if own is not None else super(cls, module).__call__(*args, **kwargs)  # type: ignore[arg-type]
             call = functools.partial(own, module) if own is not None else super(cls, module).__call__  # type: ignore[arg-type]
-            return probe._root_call(module, call, args, kwargs)
+            if session.detailed or probe._root_depth or root.call_mode != (module.training, is_grad_enabled()):
+                return probe._root_call(module, call, args, kwargs)
+            # The steady state's outermost call, in the model's last mode: nothing to observe
+            # unless a phase begins inside it (_root_call's work, inlined: this runs every step).
+            probe._root_depth = 1
+            try:
+                output = call(*args, **kwargs)
+            except BaseException:
+                probe._root_depth = 0
+                probe._stack.clear()
+                raise
+            if session.detailed:
+                probe._root_finished(module, args, kwargs, output)
+            else:
+                probe._root_depth = 0
+            return output
 
         self._patches.set(cls, "__call__", __call__)
         self._class_wrappers.add(__call__)

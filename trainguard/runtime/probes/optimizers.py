@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch.compiler import is_compiling
@@ -49,6 +49,8 @@ class OptimizerProbe:
         self.states: weakref.WeakKeyDictionary[Optimizer, OptimizerState] = session.optimizer_states
         self._handles: list[RemovableHandle] = []
         self._patches = Patches()
+        # The optimizer looked up last and its state: a look-up in `states` makes a weak reference.
+        self._last: tuple[Callable[[], Optimizer | None], OptimizerState] = (_nothing, OptimizerState())
         # A steady-state step is counted, not observed; under `strict` its loss is read before the
         # update (a GuardStop raised there stops the run before NaN reaches the weights).
         measurements = session.measurements
@@ -63,8 +65,8 @@ class OptimizerProbe:
             register_optimizer_step_post_hook(self._post),
         ]
         self._patches.replace(Optimizer, "__init__", self._wrap_init)
-        self._patches.replace(Optimizer, "zero_grad", self._wrap_zero_grad)
-        self._patches.replace(torch.nn.Module, "zero_grad", self._wrap_zero_grad)
+        self._patches.replace(Optimizer, "zero_grad", self._wrap_zero_grad, checks_compiling=True)
+        self._patches.replace(torch.nn.Module, "zero_grad", self._wrap_zero_grad, checks_compiling=True)
         self._patches.replace(Optimizer, "load_state_dict", self._wrap_load_state_dict)
 
     def uninstall(self) -> None:
@@ -76,8 +78,13 @@ class OptimizerProbe:
                 state.sample_unhook()
 
     def state(self, optimizer: Optimizer) -> OptimizerState:
+        last_optimizer, last_state = self._last
+        if last_optimizer() is optimizer:  # the step hooks' usual case: the one that stepped last
+            return last_state
         state = self.states.get(optimizer)
-        if state is None:
+        if state is not None:
+            self._last = (weakref.ref(optimizer), state)
+        else:
             state = self.states[optimizer] = OptimizerState()
             state.refresh_params(optimizer)
             self._choose_sample(optimizer, state, with_grad=False)
@@ -112,10 +119,10 @@ class OptimizerProbe:
         return load_state_dict
 
     def _wrap_zero_grad(self, original: Any) -> Any:
-        probe = self
+        probe, session = self, self.session
 
         def zero_grad(owner: Any, *args: Any, **kwargs: Any) -> Any:
-            if not probe.session.follows_gradients:
+            if not session.follows_gradients or is_compiling():
                 return original(owner, *args, **kwargs)
             try:
                 before = probe._sample_grads()
@@ -203,15 +210,35 @@ class OptimizerProbe:
         location, state.pending_start = state.pending_start, None
         if location is None:
             return
-        # The step's number is still the one it had at its pre-hook: only the post-hook counts it.
-        event = StepStart(optimizer, state, state.steps, location)
+        zeroed = False
         try:
             if state.sample is None or (state.steps == 0 and state.accumulations == 0):
                 # No sample yet, or one that got no gradient (frozen or unused): one that has one.
                 self._choose_sample(optimizer, state, with_grad=True)
+            elif self._zeroed_in_place(optimizer, state):
+                # Cleared since the last step after all (TG101 has nothing to say), and after the
+                # last backward: the next step's chain starts afresh, as after a zero_grad there.
+                zeroed = state.cleared = state.cleared_since_accumulation = True
         except Exception as error:
             self.session.internal_error("optimizer probe", error)
-        self.session.emit("step_start", event)
+        # The step's number is still the one it had at its pre-hook: only the post-hook counts it.
+        self.session.emit("step_start", StepStart(optimizer, state, state.steps, location, zeroed))
+
+    @staticmethod
+    def _zeroed_in_place(optimizer: Optimizer, state: OptimizerState) -> bool:
+        """Gradients zeroed by hand between backward and step (`p.grad.zero_()` in a loop): the
+        sample's gradient changed in place after its last accumulation (clipping and unscaling
+        do that too, so this alone says nothing) and every parameter's gradient is all zeros.
+        Device reads, on detailed steps only: one when the sample's gradient changed, more only
+        when it is all zeros."""
+        if not state.accumulations or state.cleared_since_accumulation or state.grad_seen is None:
+            return False
+        sample = state.sample() if state.sample is not None else None
+        grad = None if sample is None else sample.grad
+        if grad is None or grad._version == state.grad_version or state.grad_seen() is not grad:
+            return False  # no gradient, a new tensor, or none of the in-place changes looked for
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        return not any(bool(g.any()) for g in grads)  # stops at the first gradient holding a non-zero
 
     def _post(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         if is_compiling():
@@ -268,6 +295,10 @@ class OptimizerProbe:
                 session.internal_error("optimizer probe", error)
 
         return accumulated
+
+
+def _nothing() -> None:
+    return None
 
 
 def _unhook(handle: RemovableHandle, param: weakref.ref, had_hooks: bool) -> None:
