@@ -14,6 +14,7 @@ from typing import AbstractSet, Any, Callable, Iterable, Iterator
 
 # "Could be anything": a member of a value set or of a state fact that makes every must-check fail.
 TOP = "<top>"
+_NOTHING_KNOWN = frozenset((TOP,))
 
 
 @dataclass(eq=False)
@@ -62,8 +63,9 @@ Value = Any  # Thing | Tensor | Params | str (TOP)
 
 
 def unknown() -> frozenset:
-    """The value set that knows nothing: {TOP}."""
-    return frozenset((TOP,))
+    """The value set that knows nothing: {TOP} (one object: sets are immutable and compared by value,
+    and a join sees at once that two unknowns are the same)."""
+    return _NOTHING_KNOWN
 
 
 def things(values: Iterable[Value], kind: str | None = None) -> list[Thing]:

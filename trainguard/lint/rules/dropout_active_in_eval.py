@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 
 from trainguard.lint.rules import LintRule
-from trainguard.lint.script import Script
+from trainguard.lint.script import Script, walk
 
 DROPOUT_FUNCTIONS = frozenset(
     f"torch.nn.functional.{name}"
@@ -42,7 +42,7 @@ def _reads_mode(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     names = {a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]}
     if names & _MODE_PARAMETERS:
         return True
-    return any(isinstance(node, ast.Attribute) and node.attr == "training" for node in ast.walk(function))
+    return any(isinstance(node, ast.Attribute) and node.attr == "training" for node in walk(function))
 
 
 class DropoutActiveInEval(LintRule):
@@ -57,7 +57,7 @@ class DropoutActiveInEval(LintRule):
             forward = info.methods.get("forward")
             if forward is None or not script.is_module_class(name) or _reads_mode(forward):
                 continue
-            for node in ast.walk(forward):
+            for node in walk(forward):
                 if isinstance(node, ast.Call):
                     self._check_call(script, name, node)
 
