@@ -71,3 +71,10 @@ def test_lines_are_counted_as_the_parser_counts_them() -> None:
     """A form feed is no line break for the parser: the function's text must still be its own."""
     source = "import torch\n\x0c\ndef f(model, optimizer, loader):\n    for x in loader:\n        model(x).sum().backward()\n        optimizer.step()\n"
     assert [(f.code, f.line) for f in lint_source(source).findings] == [("TG101", 6)]
+
+
+def test_a_name_with_an_identifier_character_that_is_no_word_character_is_followed_too() -> None:
+    """`‿` (a connector, like `_`) may be part of a Python name but is no word character for `re`:
+    such names are looked for with the plain alternation."""
+    source = "import torch\n\n\ndef step\u203fhelper(model, optimizer):\n    model(1).sum().backward()\n    optimizer.step()\n\n\ndef loop(model, optimizer):\n    step\u203fhelper(model, optimizer)\n"
+    assert relevant_names(source) == {"step\u203fhelper", "loop"}

@@ -7,7 +7,7 @@ import bisect
 import operator
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
@@ -58,6 +58,7 @@ def walk(tree: ast.AST) -> Iterator[ast.AST]:
             elif isinstance(value, node_type):
                 append(value)
 _CALLED = re.compile(r"\s*\(")
+_WORD = re.compile(r"\w+")
 # Parts shared by many trigger words (the loss functions and classes, the grad-mode words): a text
 # without the part holds none of those words.
 _WORD_PARTS = ("Loss", "loss", "grad", "entropy")
@@ -425,16 +426,14 @@ class Script:
                 index = parents[index]
         words: dict[int, set[str]] = {id(function): set() for function in self.all_functions}
         source = self.source
-        used = "|".join(sorted(map(re.escape, meaning), key=len, reverse=True))
-        for match in re.finditer(used, source):  # a plain alternation is fast; the context is checked here
-            at, after = match.start(), match.end()
+        for at, after, word in _occurrences(meaning, source):  # the context is checked here
             before = source[at - 1] if at else " "
             if after < len(source) and (source[after].isalnum() or source[after] == "_"):
                 continue
             called = _CALLED.match(source, after) or source.startswith(".", after)  # `backward(`, `optim.SGD`
             if before in ".@" or not (before.isalnum() or before == "_") and called and not source.endswith("def ", 0, at):
                 for function in enclosing(at):
-                    words[id(function)].add(meaning[match.group()])
+                    words[id(function)].add(meaning[word])
         # Methods start from an instance their class's __init__ built; a class named runs its __init__.
         inits: dict[int, tuple[str, list[FunctionNode]]] = {}
         for node in self.all_classes:
@@ -456,16 +455,14 @@ class Script:
                         if not words[id(callee)] <= words[id(method)]:
                             words[id(method)] |= words[id(callee)]
                             reached.append(method)
-            names = "|".join(sorted(map(re.escape, by_name), key=len, reverse=True))
-            for match in re.finditer(names, source):
-                at, after = match.start(), match.end()
+            for at, after, name in _occurrences(by_name, source):
                 before = source[at - 1] if at else " "
                 if before.isalnum() or before == "_" or after < len(source) and (source[after].isalnum() or source[after] == "_"):
                     continue
                 if before != "." and not (_CALLED.match(source, after) and not source.endswith("def ", 0, at)):
                     continue  # named in prose or a definition, not called: `self.forward`, `Net(` and `helper(` count
                 for caller in enclosing(at):
-                    for callee in by_name[match.group()]:
+                    for callee in by_name[name]:
                         if callee is not caller and not words[id(callee)] <= words[id(caller)]:
                             words[id(caller)] |= words[id(callee)]
                             reached.append(caller)
@@ -480,6 +477,28 @@ class Script:
             # Most files hold no `yield` at all: no walk over every called function then.
             self._generators[key] = self._has_yield and any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in walk(function))
         return self._generators[key]
+
+
+def _occurrences(words: Iterable[str], source: str) -> Iterator[tuple[int, int, str]]:
+    """Occurrences of the words in the text (start, end, word), among them every one that no
+    letter, digit or `_` touches, which are all the callers accept.
+
+    Words made of word characters (the names of Python code, save for rare letters such as
+    combining marks) are looked for one by one: faster than an alternation, and the whole-word
+    occurrences are the same (one made of word characters cannot hide inside another's match).
+    Other words: the alternation, longest first."""
+    words = list(words)
+    if all(_WORD.fullmatch(word) for word in words):
+        find = source.find
+        for word in words:
+            at = find(word)
+            while at >= 0:
+                after = at + len(word)
+                yield at, after, word
+                at = find(word, after)
+    else:
+        for match in re.finditer("|".join(sorted(map(re.escape, words), key=len, reverse=True)), source):
+            yield match.start(), match.end(), match.group()
 
 
 def _line_starts(source: str) -> list[int]:
