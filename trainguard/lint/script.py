@@ -396,10 +396,11 @@ class Script:
             known = [part for part in name.split(".") if part in triggers]
             if known and local not in meaning:
                 meaning[local] = known[-1]
-        # A substring test is cheap; a word holding a part the text lacks (most loss names) needs none.
+        # A word holding a part the text lacks (most loss names) needs no search.
         absent = [part for part in _WORD_PARTS if part not in self.source]
-        meaning = {local: word for local, word in meaning.items() if not any(part in local for part in absent) and local in self.source}
-        if not meaning:
+        meaning = {local: word for local, word in meaning.items() if not any(part in local for part in absent)}
+        found = list(_occurrences(meaning, self.source))
+        if not found:
             return set()
         line_starts = _line_starts(self.source)
         spans: list[tuple[int, int, FunctionNode]] = []
@@ -426,7 +427,7 @@ class Script:
                 index = parents[index]
         words: dict[int, set[str]] = {id(function): set() for function in self.all_functions}
         source = self.source
-        for at, after, word in _occurrences(meaning, source):  # the context is checked here
+        for at, after, word in found:  # the context is checked here
             before = source[at - 1] if at else " "
             if after < len(source) and (source[after].isalnum() or source[after] == "_"):
                 continue
