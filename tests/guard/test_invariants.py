@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import trainguard
 from trainguard.runtime.api import active_session
+from trainguard.runtime.probes.modules import ModuleProbe
 
 LBFGS_FIXTURE = Path(__file__).parents[1] / "runtime" / "fixtures" / "silent_lbfgs_closure.py"
 
@@ -190,15 +191,16 @@ class _Interruptible(nn.Module):
 
 
 def _train_through_interrupts(hidden_layers: list[nn.Module]) -> list[str]:
-    """Forwards cut short by a BaseException the script catches (in the model's very first call
-    and later), then training goes on; the codes of the findings."""
+    """Forwards cut short by a BaseException the script catches (in the model's very first call,
+    later, and in a steady-state step), then training goes on, through a window; the codes of
+    the findings."""
     torch.manual_seed(0)
     model, other = _Interruptible(hidden_layers), nn.Sequential(nn.Linear(8, 3))
     optimizer = torch.optim.SGD([*model.parameters(), *other.parameters()], lr=0.1)
     with trainguard.watch(echo=False) as handle:
-        for step in range(25):
+        for step in range(55):
             x, y = torch.randn(4, 8), torch.randint(0, 3, (4,))
-            if step in (0, 12):
+            if step in (0, 12, 35):
                 model.interrupt = True
                 with pytest.raises(_Interrupt):
                     model(x)
@@ -206,6 +208,8 @@ def _train_through_interrupts(hidden_layers: list[nn.Module]) -> list[str]:
             loss = F.cross_entropy(model(x), y) + F.cross_entropy(other(x), y)
             loss.backward()
             optimizer.step()
+        (modules,) = [probe for probe in handle.session.probes if isinstance(probe, ModuleProbe)]
+        assert not modules.in_root_call  # no call cut short is still counted as running
         return [f.code for f in handle.findings]
 
 

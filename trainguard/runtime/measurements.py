@@ -10,7 +10,8 @@ Device reads are the only cost that matters on a GPU (each one waits for the que
 they happen on detailed steps only (session.FULL_STEPS): there the step's losses and the gradient
 norms are read. Between detailed steps the probes hand the training losses to `add_steady`, which
 keeps them on their device; the next detailed step (or the end of the run) reads them in one go
-and emits each such step's `measured` event (loss only, no gradient norms), late but in order.
+and emits them as one `losses_read` event (a loss-only measurement per step, no gradient norms),
+late but in order.
 """
 
 from __future__ import annotations

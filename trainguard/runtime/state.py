@@ -84,6 +84,11 @@ class OptimizerState:
     grad_version: int = -1
     # A zero_grad call cleared the sample's gradient after its last accumulation.
     cleared_since_accumulation: bool = False
+    # In the step before a window (followed, not observed): a zero_grad call cleared every
+    # parameter after its backward passes; at its end, the index of that step (TG114 counts it
+    # as the step before the window's, so a misplaced zero_grad that begins late is reported).
+    cleared_before_step: bool = False
+    stepped_on_cleared: int | None = None
     param_ids: set[int] = field(default_factory=set)
     step_location: Location = UNKNOWN
     # Where the user made the optimizer (UNKNOWN for one made before the guard was installed).

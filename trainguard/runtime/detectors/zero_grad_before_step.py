@@ -49,8 +49,12 @@ class ZeroGradBeforeStep(Detector):
         if location is None:
             self._in_a_row[key] = 0
             return
-        # In a row means consecutive steps of this optimizer, not two detailed steps far apart.
-        previous = self._in_a_row.get(key, 0) if self._last_index.get(key) == event.index - 1 else 0
+        # In a row means consecutive steps of this optimizer, not two detailed steps far apart; the
+        # step before a window is followed, not observed, and its zero_grad call counts too.
+        if self._last_index.get(key) == event.index - 1:
+            previous = self._in_a_row.get(key, 0)
+        else:
+            previous = 1 if cleared is not None and event.state.stepped_on_cleared == event.index - 1 else 0
         self._last_index[key] = event.index
         self._in_a_row[key] = previous + 1
         if self._in_a_row[key] < STEPS_IN_A_ROW:

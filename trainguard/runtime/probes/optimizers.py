@@ -156,14 +156,16 @@ class OptimizerProbe:
             if after is grad and (grad is None or grad._version == version):
                 continue
             state.cleared_since_accumulation = True
-            if not self.session.detailed:
-                continue  # the step before a window: the flag is kept (the window's chain needs it), no event
             whole = None
             if state.accumulations:
                 # Rare (the TG114 bug): worth a walk over the parameters.
                 whole = owner is optimizer or (
                     isinstance(owner, torch.nn.Module) and state.param_ids <= {id(p) for p in owner.parameters()}
                 )
+            if not self.session.detailed:
+                # The step before a window: the flags are kept (the window's chain and TG114 read them), no event.
+                state.cleared_before_step = bool(whole)
+                continue
             location = location or user_location()
             self.session.emit("gradients_cleared", GradientsCleared(optimizer, state, state.accumulations, whole, location))
 
@@ -251,6 +253,8 @@ class OptimizerProbe:
             state.steps += 1
             state.accumulations = 0
             state.cleared = None
+            if state.cleared_before_step:
+                state.stepped_on_cleared, state.cleared_before_step = index, False
             self.session.emit("step_end", StepEnd(optimizer, state, index, state.step_location))
             self.session.step_finished(index)
             if self.session.detailed:
@@ -290,7 +294,7 @@ class OptimizerProbe:
                 state.cleared = bool(state.cleared) or not unbroken
                 state.remember(grad)
                 state.accumulations += 1
-                state.cleared_since_accumulation = False
+                state.cleared_since_accumulation = state.cleared_before_step = False
             except Exception as error:
                 session.internal_error("optimizer probe", error)
 
