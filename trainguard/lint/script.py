@@ -503,7 +503,7 @@ def _occurrences(words: Iterable[str], source: str) -> Iterator[tuple[int, int, 
 
 
 def _line_starts(source: str) -> list[int]:
-    """Where each line of the text starts, and the text's end: lines as the parser counts them
+    r"""Where each line of the text starts, and the text's end: lines as the parser counts them
     (`\r\n`, `\r` or `\n` ends one; str.splitlines would also split at form feeds)."""
     if "\r" in source:
         starts = [0, *(match.end() for match in re.finditer(r"\r\n|\r|\n", source))]
