@@ -78,8 +78,8 @@ class Interpreter(PythonSemantics, TorchSemantics, RuleTracking):
             memo: dict[int, object] = {}
             try:
                 saved = copied((fields, rule_fields, thing), memo)
-            except Uncopyable:
-                saved = None  # something only a run makes: run it every time
+            except (Uncopyable, RecursionError):
+                saved = None  # something only a run makes, or too deep to copy: run it every time
             # The immutable parts kept as they were (most of the event log) stay so in every copy.
             built[class_name] = InitRun(start - self.budget, saved, {key: value for key, value in memo.items() if id(value) == key})
         return thing
