@@ -198,32 +198,33 @@ class Measurements:
         names = self._names
         if any(id(p) not in names for p in params):
             names = self._names = parameter_names(self.session)
-        grads = [p.grad for p in params]
-        if all(g.layout is torch.strided and g.is_floating_point() for g in grads):
-            # The usual case, in one kernel and one read: dense real gradients on one device.
-            try:
-                with torch.no_grad():
-                    read = torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32)).tolist()
-            except (RuntimeError, TypeError, NotImplementedError):
-                pass  # several devices, meta tensors, an older PyTorch: one by one, below
-            else:
-                for param, value in zip(params, read):
-                    name = names.get(id(param), f"param{len(norms)}")
-                    norms[name] = value
-                    sizes[name] = param.numel()
-                return norms, sizes
-        by_device: dict[torch.device, list[tuple[torch.nn.Parameter, torch.Tensor]]] = {}
-        for param in params:
-            values = stored_values(param.grad)
-            if values is not None:
-                by_device.setdefault(values.device, []).append((param, values))
-        for group in by_device.values():
-            group_norms = torch.stack(norms_of([grad for _, grad in group])).tolist()
-            for (param, _), value in zip(group, group_norms):
-                name = self._names.get(id(param), f"param{len(norms)}")
-                norms[name] = value
-                sizes[name] = param.numel()
+        for param, value in _gradient_norm_values(params):
+            name = names.get(id(param), f"param{len(norms)}")
+            norms[name] = value
+            sizes[name] = param.numel()
         return norms, sizes
+
+
+def _gradient_norm_values(params: list[torch.nn.Parameter]) -> list[tuple[torch.nn.Parameter, float]]:
+    """The gradient norm of each parameter that holds a gradient (one whose values cannot be read
+    is left out), in one read per device: dense real gradients in one go (the usual case), else
+    grouped by device."""
+    grads = [p.grad for p in params]
+    if all(g.layout is torch.strided and g.is_floating_point() for g in grads):  # type: ignore[union-attr]
+        try:
+            with torch.no_grad():
+                return list(zip(params, torch.stack(norms_of(grads)).tolist()))  # type: ignore[arg-type]
+        except (RuntimeError, NotImplementedError):
+            pass  # several devices, meta tensors: by device, below
+    by_device: dict[torch.device, list[tuple[torch.nn.Parameter, torch.Tensor]]] = {}
+    for param in params:
+        values = stored_values(param.grad)  # type: ignore[arg-type]
+        if values is not None:
+            by_device.setdefault(values.device, []).append((param, values))
+    found: list[tuple[torch.nn.Parameter, float]] = []
+    for group in by_device.values():
+        found += zip((param for param, _ in group), torch.stack(norms_of([grad for _, grad in group])).tolist())
+    return found
 
 
 def parameter_names(session: DetectorContext) -> dict[int, str]:

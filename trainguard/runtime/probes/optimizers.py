@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.compiler import is_compiling
@@ -50,7 +50,7 @@ class OptimizerProbe:
         self._handles: list[RemovableHandle] = []
         self._patches = Patches()
         # The optimizer looked up last and its state: a look-up in `states` makes a weak reference.
-        self._last: tuple[Callable[[], Optimizer | None], OptimizerState] = (_nothing, OptimizerState())
+        self._last: tuple[weakref.ref[Optimizer], OptimizerState] | None = None
         # A steady-state step is counted, not observed; under `strict` its loss is read before the
         # update (a GuardStop raised there stops the run before NaN reaches the weights).
         measurements = session.measurements
@@ -78,9 +78,9 @@ class OptimizerProbe:
                 state.sample_unhook()
 
     def state(self, optimizer: Optimizer) -> OptimizerState:
-        last_optimizer, last_state = self._last
-        if last_optimizer() is optimizer:  # the step hooks' usual case: the one that stepped last
-            return last_state
+        last = self._last
+        if last is not None and last[0]() is optimizer:  # the step hooks' usual case: the one that stepped last
+            return last[1]
         state = self.states.get(optimizer)
         if state is not None:
             self._last = (weakref.ref(optimizer), state)
@@ -299,10 +299,6 @@ class OptimizerProbe:
                 session.internal_error("optimizer probe", error)
 
         return accumulated
-
-
-def _nothing() -> None:
-    return None
 
 
 def _unhook(handle: RemovableHandle, param: weakref.ref, had_hooks: bool) -> None:
