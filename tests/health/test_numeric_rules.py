@@ -383,3 +383,29 @@ def test_the_same_flat_loss_without_a_resume_is_loss_not_decreasing() -> None:
     # Its twin: weights loaded but no optimizer state (a fine-tune), the very same flat curve.
     (finding,) = _converged_then_continued(restore_optimizer=False)
     assert finding.code == "TG402"
+
+
+def _spike_at_a_window(lr: float) -> list:
+    """A regression whose backward is scaled 1000x at step 50 (a window: its norm is measured) while
+    its loss-function value is not: a gradient spike without a loss jump at that step. Whether the
+    loss then jumps (the huge update) is known only from the steady-state losses read later."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    with trainguard.watch(echo=False, select="TG108") as handle:
+        for step in range(80):
+            optimizer.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            (loss * 1000 if step == 50 else loss).backward()
+            optimizer.step()
+    return handle.findings
+
+
+def test_a_spike_at_a_window_is_confirmed_by_the_steady_state_losses_after_it() -> None:
+    (finding,) = _spike_at_a_window(lr=0.05)
+    assert finding.code == "TG108" and finding.evidence["spike_step"] == 50 and finding.step > 50
+
+
+def test_a_spike_at_a_window_that_the_loss_never_follows_stays_silent() -> None:
+    assert _spike_at_a_window(lr=0.0) == []

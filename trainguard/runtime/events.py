@@ -265,11 +265,11 @@ class LoaderIterated:
 
 @dataclass(slots=True)
 class StepMeasured:
-    """Numbers read at a detailed optimizer step (before it updates), or the loss of one
-    steady-state step, read late (see `LossesRead`).
+    """Numbers read at a detailed optimizer step (before it updates).
 
     `loss` is the mean training loss of the step's window; `layer_norms` maps parameter names to
-    gradient norms (None for a steady-state step: its loss was read late, and only it).
+    gradient norms. A consumer of `LossesRead` that needs one for a steady-state step's loss
+    makes a loss-only one (no norms: None).
     """
 
     step: int
@@ -286,11 +286,16 @@ class StepMeasured:
 class LossesRead:
     """The training losses of the steady-state steps since the last read (see
     runtime.measurements), read together at a detailed step, before its own `measured` event, or
-    at the end of the run: one loss-only `StepMeasured` per step, in order. One event, not one
-    per step: most `measured` handlers want gradient norms, which these steps do not have, and a
-    window would otherwise call each of them once for each of its ~50 steps."""
+    at the end of the run: `losses[i]` is the mean loss of step `step_indices[i]`, in order. One event
+    holding columns, not a `StepMeasured` per step: most `measured` handlers want gradient norms,
+    which these steps do not have, and the ones that want losses take ~50 of them in one loop.
+    `loss_location` and `location` are the last detailed step's loss and optimizer step (as in
+    `StepMeasured`)."""
 
-    per_step: tuple[StepMeasured, ...]
+    step_indices: tuple[int, ...]
+    losses: tuple[float, ...]
+    loss_location: Location | None
+    location: Location
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,14 @@ Device reads are the only cost that matters on a GPU (each one waits for the que
 they happen on detailed steps only (session.FULL_STEPS): there the step's losses and the gradient
 norms are read. Between detailed steps the probes hand the training losses to `add_steady`, which
 keeps them on their device; the next detailed step (or the end of the run) reads them in one go
-and emits them as one `losses_read` event (a loss-only measurement per step, no gradient norms),
-late but in order.
+and emits them as one `losses_read` event (each step's loss, no gradient norms), late but in
+order.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,9 @@ class _Sum:
         return taken
 
 
+_IS_CPU = operator.attrgetter("is_cpu")
+
+
 class _SteadyLosses:
     """Training losses of steady-state steps, kept on their device as detached scalars (a
     detach and an append: no device work, no read) until a detailed step reads them all at once."""
@@ -77,8 +81,8 @@ class _SteadyLosses:
         self.values, self.steps = [], []
         if not values:
             return []
-        if all(value.is_cpu for value in values):  # a read is a memory access: no stack needed
-            numbers = [value.item() for value in values]
+        if all(map(_IS_CPU, values)):  # a read is a memory access: no stack needed
+            numbers = list(map(torch.Tensor.item, values))
         else:
             numbers = _read_by_device(values)
         if len(set(steps)) == len(steps):  # one loss per step
@@ -126,7 +130,8 @@ class Measurements:
         step = self.session.step
         if not from_loss_function and self._steady_step_had_loss == step:
             return
-        if isinstance(value, torch.Tensor) and value.grad_fn is not None and value.dim() == 0 and value.is_floating_point():
+        # `not is_leaf`: a graph, as `grad_fn is not None` says, without making the node's Python object.
+        if isinstance(value, torch.Tensor) and not value.is_leaf and value.dim() == 0 and value.is_floating_point():
             if from_loss_function:
                 self._steady_step_had_loss = step
             self._steady.add(value, step)
@@ -166,14 +171,13 @@ class Measurements:
 
     def emit_steady(self) -> None:
         """Read the steady-state steps' losses kept since the last read: one `losses_read` event
-        (a loss-only measurement per step, late but in order), before the current step's
+        (each step's loss, late but in order), before the current step's
         `measured`. Under `strict` the optimizer probe calls it before every step's update:
         stopping needs the value."""
         read = self._steady.take()
         if read:
-            loss_location, location = self._places
-            steps = tuple(StepMeasured(step, loss, loss_location, None, None, None, None, location) for step, loss in read)
-            self.session.emit("losses_read", LossesRead(steps))
+            steps, losses = zip(*read)
+            self.session.emit("losses_read", LossesRead(steps, losses, *self._places))
 
     def on_finish(self, event: Finish) -> None:
         self._close_evaluation()

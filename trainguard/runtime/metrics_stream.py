@@ -36,13 +36,11 @@ class MetricsStream:
         self._before: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def on_losses_read(self, event: LossesRead) -> None:
-        for measured in event.per_step:
-            self.on_measured(measured)
+        # Steady-state steps' losses, read late: their steps are over.
+        for step, loss in zip(event.step_indices, event.losses):
+            self._write_step(StepMeasured(step, loss, event.loss_location, None, None, None, None, event.location), None)
 
     def on_measured(self, event: StepMeasured) -> None:
-        if event.layer_norms is None:
-            self._write_step(event, None)  # a steady-state step's loss, read late: its step is over
-            return
         self._pending = event
         optimizer_params = [p for optimizer in self.session.optimizer_states for group in optimizer.param_groups for p in group["params"]]
         largest = sorted(optimizer_params, key=lambda p: p.numel(), reverse=True)[:UPDATE_RATIO_TENSORS]

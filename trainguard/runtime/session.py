@@ -154,12 +154,13 @@ class GuardSession:
     def step_finished(self, index: int) -> None:
         """Called by the optimizer probe after every optimizer step: decides whether the next
         step is detailed (see FULL_STEPS)."""
-        self.step = max(self.step, index + 1)
+        if index >= self.step:
+            self.step = index + 1
+        step, was_detailed = self.step, self.detailed
         self.steps_taken += 1
         self.window.reset()
-        was_detailed = self.detailed
-        self.detailed = self.step < FULL_STEPS or self.step % WINDOW_EVERY == 0
-        self.follows_gradients = self.detailed or (self.step + 1) % WINDOW_EVERY == 0
+        self.detailed = step < FULL_STEPS or step % WINDOW_EVERY == 0
+        self.follows_gradients = self.detailed or (step + 1) % WINDOW_EVERY == 0
         if was_detailed and not self.detailed:
             for leave in self.steady_begins:
                 leave()

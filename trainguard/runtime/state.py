@@ -70,7 +70,7 @@ class OptimizerState:
     """The guard's bookkeeping for one optimizer."""
 
     steps: int = 0
-    # Step attempts, including those GradScaler skipped on inf/NaN gradients.
+    # Steps taken and those GradScaler skipped on inf/NaN gradients (its step() calls count too).
     attempts: int = 0
     accumulations: int = 0
     # Whether `.grad` was cleared since the last step (None: no accumulation seen yet).

@@ -78,16 +78,30 @@ class ExplodingGradients(Detector):
 
     def on_losses_read(self, event: LossesRead) -> None:
         # Steady-state losses extend the loss history and may confirm a pending spike.
-        for measured in event.per_step:
-            self.on_measured(measured)
+        if event.location in self._reported:
+            return
+        history = self._history(event.location)
+        if history.pending is None:  # the usual case: only the loss history grows
+            history.losses.extend(filter(math.isfinite, event.losses))
+            return
+        for step, loss in zip(event.step_indices, event.losses):
+            if math.isfinite(loss):
+                history.losses.append(loss)
+            if history.pending is not None:
+                self._confirm(StepMeasured(step, loss, event.loss_location, None, None, None, None, event.location), history)
+                if event.location in self._reported:
+                    return
+
+    def _history(self, location: Location) -> _NormHistory:
+        history = self._histories.get(location)
+        if history is None:  # not setdefault: that would build a history for every event
+            history = self._histories[location] = _NormHistory(self._limits.spike_history)
+        return history
 
     def on_measured(self, event: StepMeasured) -> None:
         if event.location in self._reported:
             return
-        location = event.location
-        history = self._histories.get(location)
-        if history is None:  # not setdefault: that would build a history for every event
-            history = self._histories[location] = _NormHistory(self._limits.spike_history)
+        history = self._history(event.location)
         if finite(event.loss):
             history.losses.append(event.loss)
         norm = event.grad_norm

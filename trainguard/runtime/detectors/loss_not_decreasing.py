@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from trainguard.runtime.callsite import Location
@@ -36,21 +37,33 @@ class LossNotDecreasing(Detector):
         self._judged = True
 
     def on_losses_read(self, event: LossesRead) -> None:
-        for measured in event.per_step:
-            self.on_measured(measured)
+        if self._judged or not self._loss_function_trained:
+            return
+        kept = [(step, loss) for step, loss in zip(event.step_indices, event.losses) if math.isfinite(loss)]
+        if not kept:
+            return
+        self._step_sites.add(event.location)
+        for step, loss in kept:
+            self._losses.append((step, loss))
+            if step >= self._window:
+                self._judge(step, event.loss_location or event.location)
+                return
 
     def on_measured(self, event: StepMeasured) -> None:
         if self._judged or not finite(event.loss) or not self._loss_function_trained:
             return
         self._losses.append((event.step, event.loss))
         self._step_sites.add(event.location)
-        if event.step < self._window:
-            return
+        if event.step >= self._window:
+            self._judge(event.step, event.loss_location or event.location)
+
+    def _judge(self, step: int, location: Location) -> None:
+        """Judged once, at the first measured step at or after `loss_window`."""
         self._judged = True
         if len(self._step_sites) > 1:
             return  # several optimizers (a GAN's two players): each one's loss may rise while the game is healthy
-        first = [loss for step, loss in self._losses if step < 0.1 * self._window]
-        last = [loss for step, loss in self._losses if step >= 0.8 * self._window]
+        first = [loss for at, loss in self._losses if at < 0.1 * self._window]
+        last = [loss for at, loss in self._losses if at >= 0.8 * self._window]
         if len(first) < 2 or len(last) < 2:
             return
         start, end = statistics.mean(first), statistics.mean(last)
@@ -58,7 +71,7 @@ class LossNotDecreasing(Detector):
             self.report(
                 f"the training loss did not improve over the first {self._window} steps: mean {start:.4g} "
                 f"over the first 10 % of the steps, {end:.4g} over the last 20 %",
-                event.loss_location or event.location,
+                location,
                 evidence={"first_mean": round(start, 6), "last_mean": round(end, 6), "steps": self._window},
-                step=event.step,
+                step=step,
             )

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from trainguard.runtime.callsite import Location
 from trainguard.runtime.detectors import Detector
 from trainguard.runtime.events import LossesRead, StepMeasured
 from trainguard.runtime.measurements import all_finite, first_nonfinite
@@ -17,27 +18,31 @@ class NonFiniteLoss(Detector):
     code = "TG306"
 
     def on_losses_read(self, event: LossesRead) -> None:
-        # A steady-state step's loss: the step it went non-finite at is known exactly.
-        for measured in event.per_step:
-            self.on_measured(measured)
+        # Steady-state steps' losses: the step a loss went non-finite at is known exactly.
+        if all(map(math.isfinite, event.losses)):
+            return
+        for step, loss in zip(event.step_indices, event.losses):
+            if not math.isfinite(loss):
+                self._report(step, loss, event.loss_location or event.location)
 
     def on_measured(self, event: StepMeasured) -> None:
-        if event.loss is None or math.isfinite(event.loss):
-            return
+        if event.loss is not None and not math.isfinite(event.loss):
+            self._report(event.step, event.loss, event.loss_location or event.location)
+
+    def _report(self, step: int, loss: float, location: Location) -> None:
         named = []
         for root in list(self.session.roots.values()):
             named.extend(root.named_parameters())
         evidence = {
-            "loss": str(event.loss),
+            "loss": str(loss),
             "first_nonfinite_parameter": first_nonfinite([(n, p.detach()) for n, p in named]),
             "first_nonfinite_gradient": first_nonfinite([(n, p.grad) for n, p in named if p.grad is not None]),
         }
         self.report(
-            f"the training loss is {event.loss} at step {event.step}: the next optimizer step would write "
-            f"NaN/Inf into the weights",
-            event.loss_location or event.location,
+            f"the training loss is {loss} at step {step}: the next optimizer step would write NaN/Inf into the weights",
+            location,
             evidence=evidence,
-            step=event.step,
+            step=step,
         )
 
 

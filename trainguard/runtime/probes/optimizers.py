@@ -28,6 +28,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.distributed as dist
 from torch.compiler import is_compiling
 from torch.nn.parameter import is_lazy
 from torch.optim import Optimizer
@@ -55,6 +56,9 @@ class OptimizerProbe:
         # update (a GuardStop raised there stops the run before NaN reaches the weights).
         measurements = session.measurements
         self._read_steady_losses = measurements.emit_steady if session.config.strict and measurements is not None else None
+        # Whether a process group existed at the last observed step: then `step_end` is emitted
+        # at every step, not only at observed ones (one made in the steady state counts from the next window).
+        self._distributed = False
 
     def install(self) -> None:
         for obj in gc.get_objects():  # optimizers made before watch() (none under `trainguard run`)
@@ -174,12 +178,11 @@ class OptimizerProbe:
         if is_compiling():
             return None
         try:
-            state = self.state(optimizer)
-            state.attempts += 1
             if not self.session.detailed:
                 if self._read_steady_losses:
                     self._read_steady_losses()
                 return None
+            state = self.state(optimizer)
             state.refresh_params(optimizer)
             state.pending_start = state.step_location = user_location()
             deferred = self._start_after_closure(optimizer, state, args, kwargs)
@@ -251,11 +254,18 @@ class OptimizerProbe:
                 self._start(optimizer, state)  # a closure the optimizer never called
             index = state.steps
             state.steps += 1
+            state.attempts += 1
             state.accumulations = 0
             state.cleared = None
             if state.cleared_before_step:
                 state.stepped_on_cleared, state.cleared_before_step = index, False
-            self.session.emit("step_end", StepEnd(optimizer, state, index, state.step_location))
+            observed = self.session.follows_gradients
+            if observed:
+                self._distributed = dist.is_available() and dist.is_initialized()
+            if observed or self._distributed:
+                # Observed steps (detailed ones, and the step before each window: a clip after it
+                # is seen in the window); in a distributed run every step, for TG801's fixed steps.
+                self.session.emit("step_end", StepEnd(optimizer, state, index, state.step_location))
             self.session.step_finished(index)
             if self.session.detailed:
                 # The next step is observed: its first accumulation is compared with this gradient,
