@@ -54,9 +54,10 @@ def source_path(path: str) -> str:
     return os.path.join(_CWD, path)  # an absolute `path` is kept as it is
 
 
-# Per code object: None for library code, else its display path. Called several times per step,
-# so the path tests run once per function, not once per frame.
-_user_paths: dict[object, str | None] = {}
+# Per file name: None for library code, else its display path. Called several times per step, so
+# the path tests run once per file, not once per frame. Not per code object: code objects compare
+# equal by content, file name aside, so the same function in two files would share one entry.
+_user_paths: dict[str, str | None] = {}
 # Per (path, line): its Location, made once (a frozen dataclass costs ~1 us to construct; a
 # training loop reports the same few lines every step).
 _locations: dict[tuple[str, int], Location] = {}
@@ -66,12 +67,11 @@ def user_location(skip: int = 1) -> Location:
     """The innermost frame (from the caller outward) whose file is user code."""
     frame: FrameType | None = sys._getframe(skip)
     while frame is not None:
-        code = frame.f_code
+        filename = frame.f_code.co_filename
         try:
-            path = _user_paths[code]
+            path = _user_paths[filename]
         except KeyError:
-            filename = code.co_filename
-            path = _user_paths[code] = None if _is_library(filename) else display_path(filename)
+            path = _user_paths[filename] = None if _is_library(filename) else display_path(filename)
         if path is not None:
             key = (path, frame.f_lineno)
             location = _locations.get(key)
