@@ -18,7 +18,7 @@ windows at steps 100 and 150 included: the guard's steady rate.
 
 Instructions are not time: the guard's Python retires fewer instructions per cycle than the
 matrix kernels it sits between, so its share of the time is larger than its share of the
-instructions (on this machine, about three times). Use this figure to compare two versions of the
+instructions (on the MLP here, 4-7 times). Use this figure to compare two versions of the
 guard; use benchmarks/overhead.py for the ratio of times.
 """
 
