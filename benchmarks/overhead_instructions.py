@@ -32,18 +32,18 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import torch
+
+import trainguard
+from trainguard.runtime.context import FULL_STEPS
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import overhead  # this folder's benchmark: its models and training loop
 
-FULL_STEPS_SKIPPED = 20  # runtime.context.FULL_STEPS: the first steps, observed in full, are not counted
-
 
 def child(model_name: str, mode: str, steps: int) -> None:
-    """Run in valgrind: warm up, then count `steps` steps (after the guard's first detailed steps)."""
-    import torch
-
-    import trainguard
-
+    """Run in valgrind: warm up, then count `steps` steps (after the guard's first detailed steps,
+    which are not counted)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model, batch = overhead.MODELS[model_name][1]()
@@ -56,11 +56,11 @@ def child(model_name: str, mode: str, steps: int) -> None:
         switch("off")
 
     if mode == "plain":
-        overhead.train(model, batch, FULL_STEPS_SKIPPED, optimizer)
+        overhead.train(model, batch, FULL_STEPS, optimizer)
         counted()
     else:
         with trainguard.watch(echo=False):
-            overhead.train(model, batch, FULL_STEPS_SKIPPED, optimizer)
+            overhead.train(model, batch, FULL_STEPS, optimizer)
             counted()
 
 
@@ -99,7 +99,7 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         counts = dict(zip(runs, pool.map(lambda run: count(args.model, *run), runs)))
     per_step = {mode: (counts[mode, args.long] - counts[mode, args.short]) / (args.long - args.short) for mode in ("plain", "guarded")}
-    first, last = FULL_STEPS_SKIPPED + args.short, FULL_STEPS_SKIPPED + args.long - 1
+    first, last = FULL_STEPS + args.short, FULL_STEPS + args.long - 1
     excess = per_step["guarded"] - per_step["plain"]
     print(f"instructions per step, {args.model}, steps {first}-{last} of the run (windows included), main thread:")
     print(f"  plain    {per_step['plain']:14,.0f}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from types import MethodType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from trainguard.runtime.callsite import Location
 
@@ -268,8 +268,7 @@ class StepMeasured:
     """Numbers read at a detailed optimizer step (before it updates).
 
     `loss` is the mean training loss of the step's window; `layer_norms` maps parameter names to
-    gradient norms. A consumer of `LossesRead` that needs one for a steady-state step's loss
-    makes a loss-only one (no norms: None).
+    gradient norms (None in the loss-only ones `LossesRead.per_step` makes for steady-state steps).
     """
 
     step: int
@@ -296,6 +295,11 @@ class LossesRead:
     losses: tuple[float, ...]
     loss_location: Location | None
     location: Location
+
+    def per_step(self) -> Iterator[StepMeasured]:
+        """A loss-only `StepMeasured` per step (no norms), for a consumer that needs them one by one."""
+        for step, loss in zip(self.step_indices, self.losses):
+            yield StepMeasured(step, loss, self.loss_location, None, None, None, None, self.location)
 
 
 @dataclass(frozen=True, slots=True)

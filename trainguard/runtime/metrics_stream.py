@@ -37,8 +37,8 @@ class MetricsStream:
 
     def on_losses_read(self, event: LossesRead) -> None:
         # Steady-state steps' losses, read late: their steps are over.
-        for step, loss in zip(event.step_indices, event.losses):
-            self._write_step(StepMeasured(step, loss, event.loss_location, None, None, None, None, event.location), None)
+        for measured in event.per_step():
+            self._write_step(measured, None)
 
     def on_measured(self, event: StepMeasured) -> None:
         self._pending = event

@@ -84,11 +84,11 @@ class ExplodingGradients(Detector):
         if history.pending is None:  # the usual case: only the loss history grows
             history.losses.extend(filter(math.isfinite, event.losses))
             return
-        for step, loss in zip(event.step_indices, event.losses):
-            if math.isfinite(loss):
-                history.losses.append(loss)
+        for measured in event.per_step():
+            if finite(measured.loss):
+                history.losses.append(measured.loss)
             if history.pending is not None:
-                self._confirm(StepMeasured(step, loss, event.loss_location, None, None, None, None, event.location), history)
+                self._confirm(measured, history)
                 if event.location in self._reported:
                     return
 
