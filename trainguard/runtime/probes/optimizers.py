@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Iterator
+from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -44,6 +46,30 @@ if TYPE_CHECKING:
     from trainguard.runtime.context import ObserverContext
 
 
+def optimizers_alive() -> Iterator[Optimizer]:
+    """Every optimizer in the process, found among all the objects the collector tracks.
+
+    The global step hooks fire through the wrapper that `Optimizer.__init__` puts on its class's
+    `step` and marks `hooked` (torch-private, read only where it exists): a class whose `step`
+    is not marked has no instance the guard could observe, so a process that has made no
+    optimizer yet (every `trainguard run`) is not scanned at all. The scan itself filters in C by
+    exact type: ~70 ms among 290,000 objects (about what `import torch` leaves), where
+    `issubclass` per object took ~90 ms. `type()` never touches an object's attributes (a lazy
+    module's would be computed)."""
+    classes, pending = {Optimizer}, [Optimizer]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            if subclass not in classes:
+                classes.add(subclass)
+                pending.append(subclass)
+    if hasattr(Optimizer, "_patch_step_function"):
+        classes = {cls for cls in classes if getattr(cls.step, "hooked", False)}
+        if not classes:
+            return iter(())
+    objects = gc.get_objects()
+    return compress(objects, map(classes.__contains__, map(type, objects)))
+
+
 class OptimizerProbe:
     def __init__(self, session: ObserverContext) -> None:
         self.session = session
@@ -61,9 +87,8 @@ class OptimizerProbe:
         self._distributed = False
 
     def install(self) -> None:
-        for obj in gc.get_objects():  # optimizers made before watch() (none under `trainguard run`)
-            if issubclass(type(obj), Optimizer):  # type(): never touch a lazy module's attributes
-                self.state(obj)
+        for optimizer in optimizers_alive():  # made before watch() (none under `trainguard run`)
+            self.state(optimizer)
         self._handles = [
             register_optimizer_step_pre_hook(self._pre),
             register_optimizer_step_post_hook(self._post),
