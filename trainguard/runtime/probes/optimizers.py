@@ -87,8 +87,6 @@ class OptimizerProbe:
         self._distributed = False
 
     def install(self) -> None:
-        for optimizer in optimizers_alive():  # made before watch() (none under `trainguard run`)
-            self.state(optimizer)
         self._handles = [
             register_optimizer_step_pre_hook(self._pre),
             register_optimizer_step_post_hook(self._post),
@@ -97,6 +95,9 @@ class OptimizerProbe:
         self._patches.replace(Optimizer, "zero_grad", self._wrap_zero_grad, checks_compiling=True)
         self._patches.replace(torch.nn.Module, "zero_grad", self._wrap_zero_grad, checks_compiling=True)
         self._patches.replace(Optimizer, "load_state_dict", self._wrap_load_state_dict)
+        # Last: should the scan fail, the hooks are in place and find each optimizer at its first step.
+        for optimizer in optimizers_alive():  # made before watch() (none under `trainguard run`)
+            self.state(optimizer)
 
     def uninstall(self) -> None:
         for handle in self._handles:
