@@ -1,6 +1,6 @@
 """Guard overhead in instructions: a count that does not move with the machine's load.
 
-    python benchmarks/overhead_instructions.py [--model mlp] [--short 50] [--long 150]
+    python benchmarks/overhead_instructions.py [--model mlp] [--short 50] [--long 150] [--split]
 
 On a shared machine the time of a 1 ms training step moves by several percent from one run to
 the next, more than the guard's cost (benchmarks/overhead.py takes medians of paired rounds and
@@ -14,7 +14,9 @@ Each count covers the steps after the guard's first detailed steps only (callgri
 instrumentation is switched on there and off after them), and the figure per step is the
 difference of a long and a short run divided by the difference of their steps, so that what
 happens once (start-up, first calls) cancels. With the defaults that is steps 70-169 of the run,
-windows at steps 100 and 150 included: the guard's steady rate.
+windows at steps 100 and 150 included: the guard's steady rate. `--split` counts the guarded
+runs once more with the windows switched off and divides the guard's cost between the steady-state
+steps (per step) and the windows (per window, its lead-in step included); two more runs.
 
 Instructions are not time: the guard's Python retires fewer instructions per cycle than the
 matrix kernels it sits between, so its share of the time is larger than its share of the
@@ -35,7 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 import trainguard
-from trainguard.runtime.context import FULL_STEPS
+import trainguard.runtime.session
+from trainguard.runtime.context import FULL_STEPS, WINDOW_EVERY
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import overhead  # this folder's benchmark: its models and training loop
@@ -55,6 +58,8 @@ def child(model_name: str, mode: str, steps: int) -> None:
         overhead.train(model, batch, steps, optimizer)
         switch("off")
 
+    if mode == "steady":  # no windows after the first steps: the steady state alone
+        trainguard.runtime.session.WINDOW_EVERY = 10**9
     if mode == "plain":
         overhead.train(model, batch, FULL_STEPS, optimizer)
         counted()
@@ -85,6 +90,7 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=50, help="steps counted in the short runs")
     parser.add_argument("--long", type=int, default=150, help="steps counted in the long runs")
     parser.add_argument("--model", default="mlp", choices=sorted(overhead.MODELS))
+    parser.add_argument("--split", action="store_true", help="also: the steady-state steps' cost and the windows' cost")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "MODE", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -94,16 +100,25 @@ def main() -> None:
         raise SystemExit("this benchmark needs valgrind (with callgrind_control) on the PATH")
     if args.long <= args.short:
         raise SystemExit("--long must be greater than --short")
-    runs = [(mode, steps) for mode in ("plain", "guarded") for steps in (args.short, args.long)]
+    modes = ("plain", "guarded", "steady") if args.split else ("plain", "guarded")
+    runs = [(mode, steps) for mode in modes for steps in (args.short, args.long)]
     print(f"counting {len(runs)} runs under callgrind (a few minutes)...", file=sys.stderr)
     with ThreadPoolExecutor(max_workers=2) as pool:
         counts = dict(zip(runs, pool.map(lambda run: count(args.model, *run), runs)))
-    per_step = {mode: (counts[mode, args.long] - counts[mode, args.short]) / (args.long - args.short) for mode in ("plain", "guarded")}
+    per_step = {mode: (counts[mode, args.long] - counts[mode, args.short]) / (args.long - args.short) for mode in modes}
     first, last = FULL_STEPS + args.short, FULL_STEPS + args.long - 1
     excess = per_step["guarded"] - per_step["plain"]
     print(f"instructions per step, {args.model}, steps {first}-{last} of the run (windows included), main thread:")
     print(f"  plain    {per_step['plain']:14,.0f}")
     print(f"  guarded  {per_step['guarded']:14,.0f}   +{excess:,.0f} ({per_step['guarded'] / per_step['plain']:.4f}x)")
+    if args.split:
+        # The windows (and their lead-in steps) among the counted steps of the long run but not the short one.
+        windows = sum(1 for step in range(FULL_STEPS + args.short, FULL_STEPS + args.long) if step % WINDOW_EVERY == 0)
+        steady = per_step["steady"] - per_step["plain"]
+        print(f"  of which the steady state  +{steady:,.0f} per step")
+        if windows:
+            per_window = (per_step["guarded"] - per_step["steady"]) * (args.long - args.short) / windows
+            print(f"  and the windows            +{per_window:,.0f} per window ({windows} counted, lead-in step included)")
 
 
 if __name__ == "__main__":
