@@ -113,7 +113,7 @@ def main() -> None:
     print(f"  guarded  {per_step['guarded']:14,.0f}   +{excess:,.0f} ({per_step['guarded'] / per_step['plain']:.4f}x)")
     if args.split:
         # The windows (and their lead-in steps) among the counted steps of the long run but not the short one.
-        windows = sum(1 for step in range(FULL_STEPS + args.short, FULL_STEPS + args.long) if step % WINDOW_EVERY == 0)
+        windows = sum(1 for step in range(first, last + 1) if step % WINDOW_EVERY == 0)
         steady = per_step["steady"] - per_step["plain"]
         print(f"  of which the steady state  +{steady:,.0f} per step")
         if windows:

@@ -66,7 +66,7 @@ class LossNotDecreasing(Detector):
         last = [loss for at, loss in self._losses if at >= 0.8 * self._window]
         if len(first) < 2 or len(last) < 2:
             return
-        # fmean: floats summed with fsum; `mean` goes through exact fractions (~0.8 M instructions here).
+        # fmean: floats summed with fsum; `mean` goes through exact fractions (~0.5 M instructions at this judgement).
         start, end = statistics.fmean(first), statistics.fmean(last)
         if end > start - self._improvement * abs(start):
             self.report(
